@@ -1,0 +1,4 @@
+#ifndef VOUCH_CGPIOD_SHIM_H
+#define VOUCH_CGPIOD_SHIM_H
+#include <gpiod.h>
+#endif

@@ -1,0 +1,7 @@
+#ifndef VOUCH_CVOUCHSYS_H
+#define VOUCH_CVOUCHSYS_H
+/* Kernel facts Swift's Glibc module does not expose. */
+
+/* 1 if the kernel says the system clock is synchronised (NTP/PTP), 0 if not, -1 with errno on error. */
+int vouch_clock_synchronised(void);
+#endif

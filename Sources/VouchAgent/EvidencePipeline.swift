@@ -1,0 +1,166 @@
+import Foundation
+import Logging
+import VouchCore
+import VouchDetect
+import VouchEvidence
+import VouchStore
+
+/// Readings in, records out: runs the summarisers and detectors and appends what they produce to
+/// the outbox. One actor, so detectors see readings in order.
+public actor EvidencePipeline {
+    let outbox: Outbox
+    let clock: any AgentClock
+    let shift: ShiftCalendar
+    let logger: Logger
+    let onEvent: @Sendable () -> Void
+    private var summarizers: [String: IntervalSummarizer] = [:]
+    private var detectors: [StoppageDetector]
+    private var failingSince: [String: Int] = [:]
+    private var seen: Set<String> = []
+    /// Records that could not be stored yet (disk error): kept in memory and retried, never dropped.
+    private var unstored: [EvidenceRecord] = []
+
+    public init(config: AgentConfig, outbox: Outbox, clock: any AgentClock, logger: Logger, onEvent: @escaping @Sendable () -> Void) {
+        self.outbox = outbox
+        self.clock = clock
+        self.shift = config.shift
+        self.logger = logger
+        self.onEvent = onEvent
+        let intervalMs = Int64(config.evidence.summaryInterval.components.seconds * 1000)
+        for channel in config.channels {
+            summarizers[channel.id] = IntervalSummarizer(channel: channel.id, intervalMs: intervalMs)
+        }
+        let channels = Dictionary(uniqueKeysWithValues: config.channels.map { ($0.id, $0) })
+        detectors = config.stoppageRules.compactMap { rule in
+            guard let channel = channels[rule.channel], let threshold = IntegerScaling.scaled(rule.below, decimals: channel.decimals) else { return nil }
+            return StoppageDetector(
+                rule: .init(
+                    id: rule.id, channel: rule.channel, threshold: threshold,
+                    minDurationMs: Int64(rule.minDuration.components.seconds * 1000 + rule.minDuration.components.attoseconds / 1_000_000_000_000_000),
+                    severity: rule.severity, windowSamples: rule.windowSamples, unit: channel.unit, scaleExponent: channel.scaleExponent))
+        }
+    }
+
+    public func ingest(_ readings: [Reading]) {
+        var records: [EvidenceRecord] = []
+        for reading in readings {
+            narrate(reading)
+            if let closed = summarizers[reading.channel]?.add(reading) {
+                records.append(summaryRecord(closed))
+            }
+            let inShift = shift.contains(wallMs: reading.time.wallMs)
+            let sample = StoppageDetector.Sample(monoMs: reading.time.monoMs, wallMs: reading.time.wallMs, value: reading.value)
+            for i in detectors.indices where detectors[i].rule.channel == reading.channel {
+                if let output = detectors[i].feed(sample, inShift: inShift) {
+                    records.append(eventRecord(output, rule: detectors[i].rule))
+                }
+            }
+        }
+        store(records)
+    }
+
+    /// Closes open summary intervals (at shutdown) so no accepted reading is left unrecorded.
+    public func flush() {
+        var records: [EvidenceRecord] = []
+        for key in summarizers.keys.sorted() {
+            if let s = summarizers[key]?.flush() { records.append(summaryRecord(s)) }
+        }
+        store(records)
+    }
+
+    private func store(_ records: [EvidenceRecord]) {
+        let pending = unstored + records
+        guard !pending.isEmpty else { return }
+        do {
+            try outbox.append(pending)
+            unstored = []
+            if pending.contains(where: { if case .event = $0 { true } else { false } }) { onEvent() }
+        } catch {
+            unstored = pending
+            logger.error("could not store \(pending.count) record(s), keeping them in memory and retrying: \(error)")
+        }
+    }
+
+    private func stamp() -> RecordStamp {
+        let now = clock.now()
+        return RecordStamp(rseq: 0, boot: now.bootCount, monoMs: now.monoMs, wallMs: now.wallMs, timeQuality: now.quality)
+    }
+
+    private func summaryRecord(_ s: IntervalSummarizer.Summary) -> EvidenceRecord {
+        var stamp = stamp()
+        stamp.monoMs = s.start.monoMs
+        stamp.wallMs = s.start.wallMs
+        stamp.timeQuality = s.start.quality
+        let mean = s.mean.map { Self.format($0, s.scaleExponent, s.unit) } ?? "—"
+        logger.info("\(s.channel): \(s.count) readings in \(s.intervalMs / 1000) s, mean \(mean)\(s.errors > 0 ? ", \(s.errors) failed polls (\(s.lastError ?? ""))" : "")")
+        return .summary(
+            ReadingSummary(
+                stamp: stamp, channel: s.channel, intervalMs: s.intervalMs, unit: s.unit, scale: s.scaleExponent, count: s.count,
+                errors: s.errors, min: s.min, max: s.max, mean: s.mean, last: s.last, lastError: s.lastError))
+    }
+
+    private func eventRecord(_ output: StoppageDetector.Output, rule: StoppageDetector.Rule) -> EvidenceRecord {
+        let params: [String: JSONValue] = ["below": .int(rule.threshold), "min_duration_ms": .int(rule.minDurationMs), "window_samples": .int(Int64(rule.windowSamples))]
+        let threshold = Self.format(rule.threshold, rule.scaleExponent, rule.unit)
+        switch output {
+        case .started(let start, let duration, let lowest, let window):
+            let text = "\(rule.channel) below \(threshold) since \(Self.clockTime(start.wallMs)) (\(duration / 1000) s, lowest \(lowest.map { Self.format($0, rule.scaleExponent, rule.unit) } ?? "—")) during the shift: production stopped"
+            logger.notice("STOPPAGE detected by rule \(rule.id): \(text)")
+            return .event(
+                EventRecord(
+                    stamp: stamp(), eventId: Self.eventID(rule, start), phase: .start, rule: rule.id, ruleVersion: rule.version, channel: rule.channel,
+                    severity: rule.severity, startMonoMs: start.monoMs, startWallMs: start.wallMs, endMonoMs: nil, endWallMs: nil, durationMs: duration,
+                    unit: rule.unit, scale: rule.scaleExponent, params: params,
+                    window: window.map { WindowSample(monoMs: $0.monoMs, wallMs: $0.wallMs, value: $0.value) }, explanation: text))
+        case .ended(let start, let end, let duration):
+            let text = "\(rule.channel) back at or above \(threshold) at \(Self.clockTime(end.wallMs)): production resumed after \(duration / 1000) s stopped"
+            logger.notice("STOPPAGE ended (rule \(rule.id)): \(text)")
+            return .event(
+                EventRecord(
+                    stamp: stamp(), eventId: Self.eventID(rule, start), phase: .end, rule: rule.id, ruleVersion: rule.version, channel: rule.channel,
+                    severity: rule.severity, startMonoMs: start.monoMs, startWallMs: start.wallMs, endMonoMs: end.monoMs, endWallMs: end.wallMs,
+                    durationMs: duration, unit: rule.unit, scale: rule.scaleExponent, params: params, window: [], explanation: text))
+        }
+    }
+
+    private func narrate(_ reading: Reading) {
+        switch reading.quality {
+        case .ok:
+            if let failures = failingSince.removeValue(forKey: reading.channel) {
+                logger.notice("\(reading.channel) readable again after \(failures) failed poll(s)")
+            }
+            if seen.insert(reading.channel).inserted, let v = reading.value {
+                logger.info("first reading from \(reading.channel): \(Self.format(v, reading.scaleExponent, reading.unit)) (raw registers \(reading.rawWords.map { String(format: "0x%04X", $0) }.joined(separator: " ")))")
+            }
+        case .commError(let code, let message):
+            let failures = (failingSince[reading.channel] ?? 0) + 1
+            failingSince[reading.channel] = failures
+            if failures == 1 { logger.warning("\(reading.channel) unreadable (\(code)): \(message)") }
+        }
+    }
+
+    static func eventID(_ rule: StoppageDetector.Rule, _ start: StoppageDetector.Sample) -> String {
+        "\(rule.id)@\(start.monoMs)"
+    }
+
+    /// 12034 with exponent -1 and unit "W" → "1203.4 W".
+    static func format(_ value: Int64, _ exponent: Int64, _ unit: String) -> String {
+        var text: String
+        if exponent >= 0 {
+            text = String(value) + String(repeating: "0", count: Int(exponent))
+        } else {
+            let digits = Int(-exponent)
+            let magnitude = String(value.magnitude)
+            let padded = String(repeating: "0", count: max(0, digits + 1 - magnitude.count)) + magnitude
+            text = (value < 0 ? "-" : "") + padded.dropLast(digits) + "." + padded.suffix(digits)
+        }
+        return unit.isEmpty ? text : "\(text) \(unit)"
+    }
+
+    static func clockTime(_ wallMs: Int64) -> String {
+        let f = DateFormatter()
+        f.dateFormat = "HH:mm:ss"
+        f.timeZone = TimeZone(identifier: "UTC")
+        return f.string(from: Date(timeIntervalSince1970: Double(wallMs) / 1000)) + "Z"
+    }
+}

@@ -1,0 +1,37 @@
+import VouchEvidence
+
+/// Why the bank refused something. `code` is stable and returned to clients as `{"error":{"code":…}}`.
+public struct BankError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let code: String
+    public let status: Int
+    public let message: String
+
+    public init(_ code: String, status: Int, _ message: String) {
+        self.code = code
+        self.status = status
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+
+    static func from(_ e: EvidenceError) -> BankError {
+        let status: Int =
+            switch e.code {
+            case .badSignature, .wrongKey: 401
+            default: 400
+            }
+        return BankError(e.code.rawValue, status: status, e.message)
+    }
+
+    static let contentType = "E_CONTENT_TYPE"
+    static let tooLarge = "E_TOO_LARGE"
+    static let unknownDevice = "E_DEVICE_UNKNOWN"
+    static let revokedDevice = "E_DEVICE_REVOKED"
+    static let deviceMismatch = "E_DEVICE_MISMATCH"
+    static let chainGap = "E_CHAIN_GAP"
+    static let chainPrev = "E_CHAIN_PREV"
+    static let chainFork = "E_CHAIN_FORK"
+    static let recordOrder = "E_RSEQ_ORDER"
+    static let enrollment = "E_ENROLLMENT"
+    static let store = "E_STORE"
+}

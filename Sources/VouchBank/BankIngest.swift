@@ -1,0 +1,66 @@
+import Foundation
+import Logging
+import VouchEvidence
+
+/// Turns an uploaded token into a stored, receipted batch, or a precise refusal.
+///
+/// Order of checks (each refusal names the first one that failed): token shape and `alg` → enrolled
+/// key by `kid` → not revoked → signature → payload format and Merkle root → payload device equals
+/// the key's device → record kinds → chain (inside the store's transaction).
+public struct BankIngest: Sendable {
+    public let store: any BankStore
+    public let bankKey: SigningKey
+    public let logger: Logger
+
+    public init(store: any BankStore, bankKey: SigningKey, logger: Logger) {
+        self.store = store
+        self.bankKey = bankKey
+        self.logger = logger
+    }
+
+    public func ingest(token: String, nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws(BankError) -> IngestResult {
+        let header: [String: JSONValue]
+        do { header = try JWS.parse(token).header } catch { throw BankError.from(error) }
+        guard let kid = header["kid"]?.stringValue else {
+            throw BankError(EvidenceError.Code.malformedJWS.rawValue, status: 400, "JWS header has no kid")
+        }
+        guard let device = try store.device(kid: kid) else {
+            throw BankError(BankError.unknownDevice, status: 401, "no device is enrolled with key \(kid); enroll it with `vouch-bank devices add`")
+        }
+        if let revoked = device.revokedAtMs, revoked <= nowMs {
+            throw BankError(BankError.revokedDevice, status: 403, "device \(device.id) was revoked")
+        }
+        let batch: VerifiedBatch
+        let records: [EvidenceRecord]
+        do {
+            batch = try VerifiedBatch.verify(token, key: device.key)
+            records = try batch.payload.typedRecords()
+        } catch { throw BankError.from(error) }
+        guard batch.payload.device == device.id else {
+            throw BankError(BankError.deviceMismatch, status: 401, "payload names device \(batch.payload.device) but is signed with the key of \(device.id)")
+        }
+        let key = bankKey
+        let result = try store.accept(batch, records: records, device: device, nowMs: nowMs) { receipt in receipt.sign(with: key).token }
+        switch result.verdict {
+        case .accepted:
+            let events = records.compactMap { if case .event(let e) = $0 { e } else { nil } }
+            var line = "accepted batch \(result.bseq) from \(device.id): signature and chain verified, \(records.count) records"
+            for e in events {
+                line += "; event \(e.rule) \(e.phase == .start ? "started" : "ended") on \(e.channel) at \(Self.iso(e.startWallMs))"
+                if e.phase == .end { line += ", lasted \(e.durationMs / 1000) s" }
+            }
+            logger.info("\(line)")
+            if let missing = result.missingRecords {
+                logger.warning("device \(device.id): records \(missing.lowerBound)–\(missing.upperBound) never arrived (deleted or lost before batch \(result.bseq))")
+            }
+        case .duplicate:
+            logger.info("batch \(result.bseq) from \(device.id) was already accepted: identical resend, nothing stored")
+        }
+        return result
+    }
+
+    static func iso(_ ms: Int64) -> String {
+        let f = ISO8601DateFormatter()
+        return f.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
+    }
+}

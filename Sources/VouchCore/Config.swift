@@ -1,0 +1,206 @@
+import Foundation
+
+/// The agent's whole configuration, validated. Built only by ``ConfigLoader``; every value here has
+/// passed its range check, and every channel a rule names exists.
+public struct AgentConfig: Sendable, Equatable {
+    public var device: DeviceSettings
+    public var bank: BankSettings
+    public var shift: ShiftCalendar
+    public var evidence: EvidenceSettings
+    public var modbusDevices: [ModbusDeviceSettings]
+    public var stoppageRules: [StoppageRuleSettings]
+    /// SHA-256 (hex) of the config file's bytes, as recorded in evidence.
+    public var sourceHash: String
+
+    /// All channels, in config order.
+    public var channels: [ModbusChannelSettings] { modbusDevices.flatMap(\.channels) }
+}
+
+public struct DeviceSettings: Sendable, Equatable {
+    /// Stable identity of this gateway at the bank, e.g. "acme-press-1".
+    public var id: String
+    public var keyFile: String
+    public var dataDir: String
+
+    public init(id: String, keyFile: String, dataDir: String) {
+        self.id = id
+        self.keyFile = keyFile
+        self.dataDir = dataDir
+    }
+}
+
+public struct BankSettings: Sendable, Equatable {
+    /// Base URL of `vouch-bank`, e.g. "https://bank.example:8443".
+    public var url: String
+    public var requestTimeout: Duration
+
+    public init(url: String, requestTimeout: Duration) {
+        self.url = url
+        self.requestTimeout = requestTimeout
+    }
+}
+
+public struct EvidenceSettings: Sendable, Equatable {
+    /// Length of one reading-summary interval per channel.
+    public var summaryInterval: Duration
+    /// How often outstanding records are sealed into a batch and sent.
+    public var batchInterval: Duration
+    public var maxBatchRecords: Int
+
+    public init(summaryInterval: Duration, batchInterval: Duration, maxBatchRecords: Int) {
+        self.summaryInterval = summaryInterval
+        self.batchInterval = batchInterval
+        self.maxBatchRecords = maxBatchRecords
+    }
+}
+
+public enum ModbusRegisterKind: String, Sendable, Equatable, CaseIterable {
+    case holding, input
+    public var functionCode: Int { self == .holding ? 3 : 4 }
+}
+
+public enum ModbusDataType: String, Sendable, Equatable, CaseIterable {
+    case uint16, int16, uint32, int32, float32
+
+    public var registerCount: Int {
+        switch self {
+        case .uint16, .int16: 1
+        case .uint32, .int32, .float32: 2
+        }
+    }
+
+    /// Also accepts the short names (u16, i16, u32, i32, f32) and Telegraf's upper-case names.
+    public init?(configName: String) {
+        let aliases = ["u16": "uint16", "i16": "int16", "u32": "uint32", "i32": "int32", "f32": "float32", "float": "float32"]
+        let lower = configName.lowercased()
+        self.init(rawValue: aliases[lower] ?? lower)
+    }
+}
+
+/// Order of the bytes of a multi-register value, A being the most significant byte. ABCD is
+/// big-endian (Modbus's own order); CDAB swaps the two 16-bit words, as many PLCs do.
+public enum ModbusByteOrder: String, Sendable, Equatable, CaseIterable {
+    case abcd = "ABCD", cdab = "CDAB", badc = "BADC", dcba = "DCBA"
+}
+
+public enum ModbusEndpoint: Sendable, Equatable, CustomStringConvertible {
+    case tcp(host: String, port: Int)
+    public var description: String {
+        switch self {
+        case .tcp(let host, let port): "tcp://\(host):\(port)"
+        }
+    }
+}
+
+public struct ModbusDeviceSettings: Sendable, Equatable {
+    public var name: String
+    public var endpoint: ModbusEndpoint
+    public var unitId: Int
+    public var responseTimeout: Duration
+    public var pollInterval: Duration
+    public var channels: [ModbusChannelSettings]
+
+    public init(name: String, endpoint: ModbusEndpoint, unitId: Int, responseTimeout: Duration, pollInterval: Duration, channels: [ModbusChannelSettings]) {
+        self.name = name
+        self.endpoint = endpoint
+        self.unitId = unitId
+        self.responseTimeout = responseTimeout
+        self.pollInterval = pollInterval
+        self.channels = channels
+    }
+}
+
+public struct ModbusChannelSettings: Sendable, Equatable {
+    /// `device.channel`, unique in the config; names the channel in every record.
+    public var id: String
+    public var register: ModbusRegisterKind
+    public var address: Int
+    public var dataType: ModbusDataType
+    public var byteOrder: ModbusByteOrder
+    /// Engineering value = raw × scale + offset.
+    public var scale: Double
+    public var offset: Double
+    /// Decimal places kept in evidence: stored integer = round(value × 10^decimals).
+    public var decimals: Int
+    public var unit: String
+
+    /// The decimal exponent of stored values (`-decimals`).
+    public var scaleExponent: Int64 { Int64(-decimals) }
+
+    public init(id: String, register: ModbusRegisterKind, address: Int, dataType: ModbusDataType, byteOrder: ModbusByteOrder, scale: Double, offset: Double, decimals: Int, unit: String) {
+        self.id = id
+        self.register = register
+        self.address = address
+        self.dataType = dataType
+        self.byteOrder = byteOrder
+        self.scale = scale
+        self.offset = offset
+        self.decimals = decimals
+        self.unit = unit
+    }
+}
+
+public struct StoppageRuleSettings: Sendable, Equatable {
+    public var id: String
+    public var channel: String
+    /// Engineering units of the channel (e.g. W).
+    public var below: Double
+    public var minDuration: Duration
+    public var severity: String
+    /// Samples kept before and after the start of a stoppage as evidence.
+    public var windowSamples: Int
+
+    public init(id: String, channel: String, below: Double, minDuration: Duration, severity: String, windowSamples: Int) {
+        self.id = id
+        self.channel = channel
+        self.below = below
+        self.minDuration = minDuration
+        self.severity = severity
+        self.windowSamples = windowSamples
+    }
+}
+
+public enum Weekday: String, Sendable, Equatable, CaseIterable, Comparable {
+    case mon, tue, wed, thu, fri, sat, sun
+    /// Foundation's weekday numbering: 1 = Sunday … 7 = Saturday.
+    init?(gregorian: Int) {
+        let order: [Weekday] = [.sun, .mon, .tue, .wed, .thu, .fri, .sat]
+        guard (1...7).contains(gregorian) else { return nil }
+        self = order[gregorian - 1]
+    }
+    public static func < (a: Self, b: Self) -> Bool {
+        (allCases.firstIndex(of: a) ?? 0) < (allCases.firstIndex(of: b) ?? 0)
+    }
+}
+
+/// Working hours: on `days`, from `startMinute` to `endMinute` (minutes after local midnight). An end
+/// at or before the start is a shift that runs past midnight into the next day.
+public struct ShiftCalendar: Sendable, Equatable {
+    public var timeZoneID: String
+    public var days: Set<Weekday>
+    public var startMinute: Int
+    public var endMinute: Int
+
+    public init(timeZoneID: String, days: Set<Weekday>, startMinute: Int, endMinute: Int) {
+        self.timeZoneID = timeZoneID
+        self.days = days
+        self.startMinute = startMinute
+        self.endMinute = endMinute
+    }
+
+    public func contains(wallMs: Int64) -> Bool {
+        guard let zone = TimeZone(identifier: timeZoneID) else { return false }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = zone
+        let date = Date(timeIntervalSince1970: Double(wallMs) / 1000)
+        let parts = calendar.dateComponents([.weekday, .hour, .minute], from: date)
+        guard let weekdayNumber = parts.weekday, let today = Weekday(gregorian: weekdayNumber) else { return false }
+        let minute = (parts.hour ?? 0) * 60 + (parts.minute ?? 0)
+        if startMinute < endMinute {
+            return days.contains(today) && minute >= startMinute && minute < endMinute
+        }
+        // Overnight shift: the evening part belongs to today, the early part to yesterday's shift.
+        let yesterday = Weekday(gregorian: weekdayNumber == 1 ? 7 : weekdayNumber - 1)
+        return (days.contains(today) && minute >= startMinute) || (yesterday.map(days.contains) == true && minute < endMinute)
+    }
+}

@@ -1,0 +1,388 @@
+import Foundation
+import VouchEvidence
+
+/// One thing wrong with a config file, located as precisely as the file allows.
+public struct ConfigDiagnostic: Sendable, Equatable, CustomStringConvertible {
+    public var file: String
+    public var position: SourcePosition
+    public var message: String
+
+    /// `file:line:column: error: message`, the form editors and terminals link to.
+    public var description: String { "\(file):\(position.line):\(position.column): error: \(message)" }
+}
+
+public struct ConfigError: Error, Sendable, CustomStringConvertible {
+    public static let code = "E_CONFIG"
+    public var diagnostics: [ConfigDiagnostic]
+    public var description: String { diagnostics.map(\.description).joined(separator: "\n") }
+}
+
+/// Reads and validates `vouch.toml`. Reports every problem it can find in one pass.
+public enum ConfigLoader {
+    public static func load(path: String) throws(ConfigError) -> AgentConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read (check its permissions)" : "does not exist"
+            throw ConfigError(diagnostics: [ConfigDiagnostic(file: path, position: .init(line: 1, column: 1), message: "config file \(reason)")])
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(diagnostics: [ConfigDiagnostic(file: path, position: .init(line: 1, column: 1), message: "config file is not UTF-8 text")])
+        }
+        return try parse(text, file: path, sourceHash: Digest256.sha256Hex(Array(data)))
+    }
+
+    public static func parse(_ text: String, file: String, sourceHash: String? = nil) throws(ConfigError) -> AgentConfig {
+        let table: TOMLTable
+        do { table = try TOML.parse(text) } catch {
+            throw ConfigError(diagnostics: [ConfigDiagnostic(file: file, position: error.position, message: error.message)])
+        }
+        var decoder = ConfigDecoder(file: file)
+        let config = decoder.decode(table, sourceHash: sourceHash ?? Digest256.sha256Hex(Array(text.utf8)))
+        if let config, decoder.diagnostics.isEmpty { return config }
+        throw ConfigError(diagnostics: decoder.diagnostics.sorted { $0.position < $1.position })
+    }
+}
+
+/// Walks the TOML tree against the schema, collecting diagnostics instead of stopping at the first.
+struct ConfigDecoder {
+    let file: String
+    var diagnostics: [ConfigDiagnostic] = []
+
+    mutating func report(_ position: SourcePosition, _ message: String) {
+        diagnostics.append(ConfigDiagnostic(file: file, position: position, message: message))
+    }
+
+    /// Reads one table; remembers which keys were consumed so unknown ones can be reported.
+    struct Section {
+        let table: TOMLTable
+        let name: String
+        let position: SourcePosition
+        let known: [String]
+    }
+
+    mutating func section(_ parent: TOMLTable, _ key: String, name: String, known: [String], at parentPosition: SourcePosition) -> Section? {
+        guard let node = parent[key] else {
+            report(parentPosition, "missing table [\(name)]")
+            return nil
+        }
+        guard case .table(let t) = node.value else {
+            report(node.keyPosition, "\"\(key)\" must be a table [\(name)], found \(node.value.typeName)")
+            return nil
+        }
+        let s = Section(table: t, name: name, position: node.position, known: known)
+        checkUnknown(s)
+        return s
+    }
+
+    mutating func tableArray(_ parent: TOMLTable, _ key: String, name: String, known: [String]) -> [Section] {
+        guard let node = parent[key] else { return [] }
+        guard case .array(let items) = node.value else {
+            report(node.keyPosition, "\"\(key)\" must be written as [[\(name)]] tables, found \(node.value.typeName)")
+            return []
+        }
+        var out: [Section] = []
+        for item in items {
+            guard case .table(let t) = item.value else {
+                report(item.position, "each entry of \(name) must be a table, found \(item.value.typeName)")
+                continue
+            }
+            let s = Section(table: t, name: name, position: item.position, known: known)
+            checkUnknown(s)
+            out.append(s)
+        }
+        return out
+    }
+
+    mutating func checkUnknown(_ s: Section) {
+        for key in s.table.keys where !s.known.contains(key) {
+            let at = s.table[key]?.keyPosition ?? s.position
+            if let guess = Self.closest(key, in: s.known) {
+                report(at, "unknown key \"\(key)\" in [\(s.name)]; did you mean \"\(guess)\"?")
+            } else {
+                report(at, "unknown key \"\(key)\" in [\(s.name)] (known keys: \(s.known.joined(separator: ", ")))")
+            }
+        }
+    }
+
+    static func closest(_ key: String, in candidates: [String]) -> String? {
+        let scored = candidates.map { ($0, editDistance(key.lowercased(), $0)) }.min { $0.1 < $1.1 }
+        guard let (best, distance) = scored, distance <= max(2, best.count / 3) else { return nil }
+        return best
+    }
+
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var row = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var previous = row[0]
+            row[0] = i
+            for j in stride(from: 1, through: b.count, by: 1) {
+                let current = row[j]
+                row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
+                previous = current
+            }
+        }
+        return a.isEmpty ? b.count : row[b.count]
+    }
+
+    // MARK: typed values
+
+    mutating func node(_ s: Section, _ key: String, required: Bool, expected: String) -> TOMLNode? {
+        guard let n = s.table[key] else {
+            // A misspelt key already has its own "did you mean" diagnostic; do not report it twice.
+            let misspelt = s.table.keys.contains { !s.known.contains($0) && Self.closest($0, in: s.known) == key }
+            if required && !misspelt { report(s.position, "missing key \"\(key)\" in [\(s.name)] (expected \(expected))") }
+            return nil
+        }
+        return n
+    }
+
+    mutating func string(_ s: Section, _ key: String, required: Bool = true, expected: String = "a string", default value: String? = nil) -> String? {
+        guard let n = node(s, key, required: required && value == nil, expected: expected) else { return value }
+        guard case .string(let v) = n.value else {
+            report(n.position, "\"\(key)\" in [\(s.name)] must be \(expected), found \(n.value.typeName)")
+            return nil
+        }
+        return v
+    }
+
+    mutating func integer(_ s: Section, _ key: String, range: ClosedRange<Int64>, required: Bool = true, default value: Int? = nil) -> Int? {
+        let expected = "an integer from \(range.lowerBound) to \(range.upperBound)"
+        guard let n = node(s, key, required: required && value == nil, expected: expected) else { return value }
+        guard case .integer(let v) = n.value else {
+            report(n.position, "\"\(key)\" in [\(s.name)] must be \(expected), found \(n.value.typeName)")
+            return nil
+        }
+        guard range.contains(v) else {
+            report(n.position, "\"\(key)\" in [\(s.name)] is \(v), out of range (expected \(expected))")
+            return nil
+        }
+        return Int(v)
+    }
+
+    mutating func number(_ s: Section, _ key: String, required: Bool = true, default value: Double? = nil) -> Double? {
+        guard let n = node(s, key, required: required && value == nil, expected: "a number") else { return value }
+        switch n.value {
+        case .integer(let v): return Double(v)
+        case .float(let v) where v.isFinite: return v
+        case .float: report(n.position, "\"\(key)\" in [\(s.name)] must be a finite number")
+        default: report(n.position, "\"\(key)\" in [\(s.name)] must be a number, found \(n.value.typeName)")
+        }
+        return nil
+    }
+
+    mutating func duration(_ s: Section, _ key: String, min: Duration, required: Bool = true, default value: Duration? = nil) -> Duration? {
+        let expected = "a duration such as \"500ms\", \"15s\", \"2m\" or \"1h\""
+        guard let n = node(s, key, required: required && value == nil, expected: expected) else { return value }
+        guard case .string(let text) = n.value else {
+            report(n.position, "\"\(key)\" in [\(s.name)] must be \(expected), found \(n.value.typeName)")
+            return nil
+        }
+        guard let d = Self.parseDuration(text) else {
+            report(n.position, "\"\(key)\" in [\(s.name)] is \"\(text)\", not \(expected)")
+            return nil
+        }
+        guard d >= min else {
+            report(n.position, "\"\(key)\" in [\(s.name)] is \(text), shorter than the minimum \(min)")
+            return nil
+        }
+        return d
+    }
+
+    static func parseDuration(_ text: String) -> Duration? {
+        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
+        for (suffix, ms) in units where text.hasSuffix(suffix) {
+            let digits = text.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)
+            guard let n = Int64(digits), n >= 0, n < Int64.max / ms else { continue }
+            return .milliseconds(n * ms)
+        }
+        return nil
+    }
+
+    mutating func choice<E: RawRepresentable & CaseIterable>(_ s: Section, _ key: String, _: E.Type, default value: E? = nil, parse: (String) -> E?) -> E? where E.RawValue == String {
+        let names = E.allCases.map(\.rawValue).joined(separator: ", ")
+        guard let text = string(s, key, required: value == nil, expected: "one of \(names)") else {
+            return s.table[key] == nil ? value : nil
+        }
+        guard let v = parse(text) else {
+            report(s.table[key]?.position ?? s.position, "\"\(key)\" in [\(s.name)] is \"\(text)\"; expected one of \(names)")
+            return nil
+        }
+        return v
+    }
+
+    mutating func identifier(_ s: Section, _ key: String) -> String? {
+        guard let v = string(s, key, expected: "a name of letters, digits, '-', '_' or '.'") else { return nil }
+        let ok = !v.isEmpty && v.count <= 64 && v.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) && $0.isASCII || "-_.".unicodeScalars.contains($0) }
+        if !ok {
+            report(s.table[key]?.position ?? s.position, "\"\(key)\" in [\(s.name)] is \"\(v)\"; use 1 to 64 ASCII letters, digits, '-', '_' or '.'")
+            return nil
+        }
+        return v
+    }
+
+    mutating func timeOfDay(_ s: Section, _ key: String) -> Int? {
+        guard let text = string(s, key, expected: "a time of day \"HH:MM\"") else { return nil }
+        let parts = text.split(separator: ":")
+        if parts.count == 2, let h = Int(parts[0]), let m = Int(parts[1]), parts[1].count == 2,
+            (0...24).contains(h), (0...59).contains(m), h * 60 + m <= 24 * 60
+        {
+            return h * 60 + m
+        }
+        report(s.table[key]?.position ?? s.position, "\"\(key)\" in [\(s.name)] is \"\(text)\"; expected a time of day \"HH:MM\" from 00:00 to 24:00")
+        return nil
+    }
+
+    // MARK: the schema
+
+    mutating func decode(_ root: TOMLTable, sourceHash: String) -> AgentConfig? {
+        let top = Section(table: root, name: "top level", position: SourcePosition(line: 1, column: 1), known: ["device", "bank", "shift", "evidence", "modbus", "stoppage"])
+        checkUnknown(top)
+        let start = top.position
+
+        var device: DeviceSettings?
+        if let s = section(root, "device", name: "device", known: ["id", "key_file", "data_dir"], at: start) {
+            let id = identifier(s, "id")
+            let dataDir = string(s, "data_dir", default: "/var/lib/vouch")
+            let keyFile = string(s, "key_file", default: dataDir.map { "\($0)/device.key" })
+            if let id, let dataDir, let keyFile { device = DeviceSettings(id: id, keyFile: keyFile, dataDir: dataDir) }
+        }
+
+        var bank: BankSettings?
+        if let s = section(root, "bank", name: "bank", known: ["url", "timeout"], at: start) {
+            let url = string(s, "url", expected: "a URL such as \"https://bank.example:8443\"")
+            if let url, !(url.hasPrefix("http://") || url.hasPrefix("https://")) || URL(string: url)?.host == nil {
+                report(s.table["url"]?.position ?? s.position, "\"url\" in [bank] is \"\(url)\"; expected an http:// or https:// URL with a host")
+            }
+            let timeout = duration(s, "timeout", min: .milliseconds(100), default: .seconds(10))
+            if let url, let timeout, URL(string: url)?.host != nil { bank = BankSettings(url: url.hasSuffix("/") ? String(url.dropLast()) : url, requestTimeout: timeout) }
+        }
+
+        var shift: ShiftCalendar?
+        if let s = section(root, "shift", name: "shift", known: ["timezone", "days", "start", "end"], at: start) {
+            let zone = string(s, "timezone", expected: "an IANA time zone such as \"Europe/Berlin\" or \"UTC\"", default: "UTC")
+            if let zone, TimeZone(identifier: zone) == nil {
+                report(s.table["timezone"]?.position ?? s.position, "\"timezone\" in [shift] is \"\(zone)\", not a known IANA time zone (e.g. \"Europe/Berlin\", \"UTC\")")
+            }
+            var days: Set<Weekday>? = Set(Weekday.allCases)
+            if let n = s.table["days"] {
+                if case .array(let items) = n.value {
+                    var set = Set<Weekday>()
+                    for item in items {
+                        if case .string(let d) = item.value, let w = Weekday(rawValue: d.lowercased().prefix(3).description), d.count >= 3 {
+                            set.insert(w)
+                        } else {
+                            report(item.position, "each of \"days\" in [shift] must be a weekday name such as \"mon\" or \"friday\"")
+                            days = nil
+                        }
+                    }
+                    if days != nil { days = set }
+                } else {
+                    report(n.position, "\"days\" in [shift] must be an array of weekday names such as [\"mon\", \"tue\"], found \(n.value.typeName)")
+                    days = nil
+                }
+            }
+            let startMinute = timeOfDay(s, "start")
+            let endMinute = timeOfDay(s, "end")
+            if let zone, TimeZone(identifier: zone) != nil, let days, let startMinute, let endMinute {
+                shift = ShiftCalendar(timeZoneID: zone, days: days, startMinute: startMinute, endMinute: endMinute)
+            }
+        }
+
+        var evidence: EvidenceSettings? = EvidenceSettings(summaryInterval: .seconds(60), batchInterval: .seconds(60), maxBatchRecords: 500)
+        if root["evidence"] != nil, let s = section(root, "evidence", name: "evidence", known: ["summary_interval", "batch_interval", "max_batch_records"], at: start) {
+            let si = duration(s, "summary_interval", min: .seconds(1), default: .seconds(60))
+            let bi = duration(s, "batch_interval", min: .seconds(1), default: .seconds(60))
+            let mr = integer(s, "max_batch_records", range: 1...10_000, default: 500)
+            if let si, let bi, let mr { evidence = EvidenceSettings(summaryInterval: si, batchInterval: bi, maxBatchRecords: mr) } else { evidence = nil }
+        }
+
+        var devices: [ModbusDeviceSettings] = []
+        var channelIDs: [String: SourcePosition] = [:]
+        if let modbus = root["modbus"] {
+            if case .table(let mt) = modbus.value {
+                let m = Section(table: mt, name: "modbus", position: modbus.position, known: ["device"])
+                checkUnknown(m)
+                for d in tableArray(mt, "device", name: "modbus.device", known: ["name", "url", "unit_id", "timeout", "poll_interval", "channel"]) {
+                    if let dev = decodeModbusDevice(d, channelIDs: &channelIDs) { devices.append(dev) }
+                }
+            } else {
+                report(modbus.keyPosition, "\"modbus\" must be a table with [[modbus.device]] entries")
+            }
+        }
+        if devices.isEmpty && diagnostics.isEmpty {
+            report(start, "no [[modbus.device]] configured: the agent would have nothing to read")
+        }
+
+        var rules: [StoppageRuleSettings] = []
+        var ruleIDs = Set<String>()
+        for r in tableArray(root, "stoppage", name: "stoppage", known: ["id", "channel", "below", "for", "severity", "window_samples"]) {
+            let id = identifier(r, "id")
+            if let id, !ruleIDs.insert(id).inserted { report(r.table["id"]?.position ?? r.position, "stoppage rule id \"\(id)\" is used twice") }
+            let channel = string(r, "channel", expected: "a channel id \"device.channel\"")
+            if let channel, channelIDs[channel] == nil {
+                let hint = Self.closest(channel, in: Array(channelIDs.keys)).map { "; did you mean \"\($0)\"?" } ?? " (channels: \(channelIDs.keys.sorted().joined(separator: ", ")))"
+                report(r.table["channel"]?.position ?? r.position, "stoppage rule channel \"\(channel)\" is not a configured channel\(hint)")
+            }
+            let below = number(r, "below")
+            let minimum = duration(r, "for", min: .seconds(1))
+            let severity = string(r, "severity", default: "high")
+            let window = integer(r, "window_samples", range: 0...600, default: 10)
+            if let id, let channel, channelIDs[channel] != nil, let below, let minimum, let severity, let window {
+                rules.append(StoppageRuleSettings(id: id, channel: channel, below: below, minDuration: minimum, severity: severity, windowSamples: window))
+            }
+        }
+
+        guard let device, let bank, let shift, let evidence else { return nil }
+        return AgentConfig(device: device, bank: bank, shift: shift, evidence: evidence, modbusDevices: devices, stoppageRules: rules, sourceHash: sourceHash)
+    }
+
+    mutating func decodeModbusDevice(_ d: Section, channelIDs: inout [String: SourcePosition]) -> ModbusDeviceSettings? {
+        let name = identifier(d, "name")
+        var endpoint: ModbusEndpoint?
+        if let url = string(d, "url", expected: "a Modbus address such as \"tcp://192.168.1.20:502\"") {
+            let at = d.table["url"]?.position ?? d.position
+            if url.hasPrefix("tcp://"), let parsed = URL(string: url), let host = parsed.host, !host.isEmpty {
+                let port = parsed.port ?? 502
+                if (1...65535).contains(port) { endpoint = .tcp(host: host, port: port) } else { report(at, "port \(port) in \"\(url)\" is out of range 1–65535") }
+            } else {
+                report(at, "\"url\" in [modbus.device] is \"\(url)\"; expected \"tcp://HOST:PORT\" (serial RTU ports come in a later release)")
+            }
+        }
+        let unit = integer(d, "unit_id", range: 0...255, default: 1)
+        let timeout = duration(d, "timeout", min: .milliseconds(10), default: .seconds(1))
+        let poll = duration(d, "poll_interval", min: .milliseconds(100), default: .seconds(1))
+        var channels: [ModbusChannelSettings] = []
+        let channelSections = tableArray(d.table, "channel", name: "modbus.device.channel", known: ["name", "register", "address", "type", "byte_order", "scale", "offset", "decimals", "unit"])
+        if channelSections.isEmpty, d.table["channel"] == nil {
+            report(d.position, "[[modbus.device]] \(name.map { "\"\($0)\" " } ?? "")has no [[modbus.device.channel]]")
+        }
+        for c in channelSections {
+            let cname = identifier(c, "name")
+            let register = choice(c, "register", ModbusRegisterKind.self, parse: { ModbusRegisterKind(rawValue: $0.lowercased()) })
+            let address = integer(c, "address", range: 0...65535)
+            let type = choice(c, "type", ModbusDataType.self, parse: ModbusDataType.init(configName:))
+            let order = choice(c, "byte_order", ModbusByteOrder.self, default: .abcd, parse: { ModbusByteOrder(rawValue: $0.uppercased()) })
+            let scale = number(c, "scale", default: 1)
+            let offset = number(c, "offset", default: 0)
+            let decimals = integer(c, "decimals", range: 0...6, default: 0)
+            let unit = string(c, "unit", default: "")
+            if let address, let type, address + type.registerCount - 1 > 65535 {
+                report(c.table["address"]?.position ?? c.position, "\(type.rawValue) at address \(address) runs past register 65535")
+            }
+            if let scale, scale == 0 { report(c.table["scale"]?.position ?? c.position, "\"scale\" must not be 0") }
+            // Register the channel's id as soon as its name is valid, so a mistake in another field of the
+            // channel does not also surface as "unknown channel" in every rule that names it.
+            guard let name, let cname else { continue }
+            let id = "\(name).\(cname)"
+            if let first = channelIDs[id] {
+                report(c.table["name"]?.position ?? c.position, "channel \"\(id)\" is defined twice (first at \(first.line):\(first.column))")
+                continue
+            }
+            channelIDs[id] = c.table["name"]?.position ?? c.position
+            guard let register, let address, let type, let order, let scale, scale != 0, let offset, let decimals, let unit else { continue }
+            channels.append(ModbusChannelSettings(id: id, register: register, address: address, dataType: type, byteOrder: order, scale: scale, offset: offset, decimals: decimals, unit: unit))
+        }
+        guard let name, let endpoint, let unit, let timeout, let poll else { return nil }
+        return ModbusDeviceSettings(name: name, endpoint: endpoint, unitId: unit, responseTimeout: timeout, pollInterval: poll, channels: channels)
+    }
+}

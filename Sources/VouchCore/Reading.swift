@@ -1,0 +1,43 @@
+import VouchEvidence
+
+/// How a poll of a channel went.
+public enum ReadingQuality: Sendable, Equatable {
+    case ok
+    /// The channel could not be read; `code` is the stable error code (e.g. `E_MODBUS_ETIMEDOUT`).
+    case commError(code: String, message: String)
+}
+
+/// One poll of one channel: what crosses from acquisition to detection and the outbox.
+public struct Reading: Sendable, Equatable {
+    public var channel: String
+    public var time: ClockReading
+    /// Integer-scaled value: real value = value × 10^scaleExponent. Nil when the poll failed.
+    public var value: Int64?
+    public var scaleExponent: Int64
+    public var unit: String
+    /// Registers exactly as received, for disputes about decoding.
+    public var rawWords: [UInt16]
+    public var quality: ReadingQuality
+
+    public init(channel: String, time: ClockReading, value: Int64?, scaleExponent: Int64, unit: String, rawWords: [UInt16], quality: ReadingQuality) {
+        self.channel = channel
+        self.time = time
+        self.value = value
+        self.scaleExponent = scaleExponent
+        self.unit = unit
+        self.rawWords = rawWords
+        self.quality = quality
+    }
+}
+
+/// Scales an engineering value into evidence's integer form, refusing what cannot be represented.
+public enum IntegerScaling {
+    /// round(value × 10^decimals), or nil when not finite or outside Int64.
+    public static func scaled(_ value: Double, decimals: Int) -> Int64? {
+        var factor = 1.0
+        for _ in 0..<max(0, decimals) { factor *= 10 }
+        let v = (value * factor).rounded()
+        guard v.isFinite, v > -9.2e18, v < 9.2e18 else { return nil }
+        return Int64(v)
+    }
+}

@@ -1,0 +1,34 @@
+import ArgumentParser
+import VouchCore
+
+struct ConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config", abstract: "Work with the agent's config file.", subcommands: [Check.self])
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate a config file and report every error with file:line:column.",
+            discussion: """
+                Exit status 0 when the file is valid, 78 when it is not.
+
+                Examples:
+                  vouch config check /etc/vouch/vouch.toml
+                  vouch config check site.toml && sudo systemctl restart vouch
+                """)
+
+        @Argument(help: "Config file to check.")
+        var file: String
+
+        func run() throws {
+            do {
+                let config = try ConfigLoader.load(path: file)
+                let channels = config.channels.map(\.id).joined(separator: ", ")
+                print("\(file): ok — device \(config.device.id), bank \(config.bank.url), \(config.modbusDevices.count) Modbus device(s) (\(channels)), \(config.stoppageRules.count) stoppage rule(s)")
+            } catch {
+                FileHandleOutput.standardError(error.description)
+                FileHandleOutput.standardError("\(file): \(error.diagnostics.count) error(s)")
+                throw ExitCode(78)
+            }
+        }
+    }
+}
