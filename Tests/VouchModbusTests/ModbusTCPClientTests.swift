@@ -1,0 +1,93 @@
+import Foundation
+import Testing
+import VouchCore
+@testable import VouchModbus
+
+/// libmodbus against a real pymodbus server: the failure modes a site really produces.
+@Suite(.serialized) struct ModbusTCPClientTests {
+    func client(_ port: Int, timeout: Duration = .milliseconds(300)) -> ModbusTCPClient {
+        ModbusTCPClient(endpoint: .tcp(host: "127.0.0.1", port: port), unitId: 1, responseTimeout: timeout)
+    }
+
+    @Test func readsInputAndHoldingRegistersFromTheMeter() async throws {
+        let meter = try SimulatedMeter()
+        defer { meter.stop() }
+        let c = client(meter.port)
+        let power = try await c.readRegisters(.input, address: 52, count: 2)
+        let watts = try #require(RegisterDecoding.decode(power, type: .float32, order: .abcd))
+        #expect((11_000...13_000).contains(watts), "meter plays ~12 kW, got \(watts)")
+        let energy = try await c.readRegisters(.holding, address: 10, count: 2)
+        let wh = try #require(RegisterDecoding.decode(energy, type: .uint32, order: .cdab))
+        #expect(wh >= 1_234_000 && wh < 1_300_000, "energy counter starts at 1,234,000 Wh, got \(wh)")
+        // Read in the wrong word order, the same registers give nonsense: the order really matters.
+        let swapped = try #require(RegisterDecoding.decode(energy, type: .uint32, order: .abcd))
+        #expect(swapped != wh)
+        let status = try await c.readRegisters(.holding, address: 0, count: 1)
+        #expect(status == [1])
+    }
+
+    @Test func unreachableServerIsConnectionRefused() async throws {
+        let port = SimulatedMeter.freePort()  // nothing listens there
+        let error = await #expect(throws: ModbusError.self) {
+            _ = try await client(port).readRegisters(.holding, address: 0, count: 1)
+        }
+        #expect(error?.errnoName == "ECONNREFUSED")
+        #expect(error?.code == "E_MODBUS_ECONNREFUSED")
+        #expect(error?.operation == "connect to tcp://127.0.0.1:\(port)")
+        #expect(error?.description.contains("check host and port") == true)
+    }
+
+    @Test func illegalAddressIsExceptionTwoAndKeepsTheConnection() async throws {
+        let meter = try SimulatedMeter()
+        defer { meter.stop() }
+        let c = client(meter.port)
+        let error = await #expect(throws: ModbusError.self) {
+            _ = try await c.readRegisters(.holding, address: 500, count: 2)
+        }
+        #expect(error?.errnoName == "EMBXILADD")
+        #expect(error?.isDeviceException == true)
+        #expect(error?.message == "Illegal data address")
+        #expect(error?.operation == "read holding registers 500–501 from unit 1 at tcp://127.0.0.1:\(meter.port)")
+        // The device answered, so the same client reads on without trouble.
+        #expect(try await c.readRegisters(.holding, address: 0, count: 1) == [1])
+    }
+
+    @Test func frozenServerTimesOutThenRecovers() async throws {
+        let meter = try SimulatedMeter()
+        defer { meter.stop() }
+        let c = client(meter.port, timeout: .milliseconds(200))
+        _ = try await c.readRegisters(.holding, address: 0, count: 1)
+        meter.freeze()
+        let started = ContinuousClock.now
+        let error = await #expect(throws: ModbusError.self) {
+            _ = try await c.readRegisters(.holding, address: 0, count: 1)
+        }
+        #expect(error?.errnoName == "ETIMEDOUT")
+        #expect(ContinuousClock.now - started < .seconds(3), "a timeout must come after about the response timeout")
+        meter.thaw()
+        // The client dropped the connection after the timeout; the next read reconnects and succeeds.
+        #expect(try await c.readRegisters(.holding, address: 0, count: 1) == [1])
+    }
+
+    @Test func serverRestartIsSurvived() async throws {
+        let meter = try SimulatedMeter()
+        let port = meter.port
+        let c = client(port)
+        _ = try await c.readRegisters(.holding, address: 0, count: 1)
+        meter.stop()
+        let error = await #expect(throws: ModbusError.self) {
+            _ = try await c.readRegisters(.holding, address: 0, count: 1)
+        }
+        #expect(["ECONNRESET", "ECONNREFUSED", "EPIPE", "EBADF"].contains(error?.errnoName ?? ""), "got \(String(describing: error))")
+        let again = try SimulatedMeter(port: port)
+        defer { again.stop() }
+        #expect(try await c.readRegisters(.holding, address: 0, count: 1) == [1])
+    }
+
+    @Test func invalidCountIsRefusedBeforeTouchingTheWire() async throws {
+        let error = await #expect(throws: ModbusError.self) {
+            _ = try await client(1).readRegisters(.holding, address: 0, count: 126)
+        }
+        #expect(error?.errnoName == "EINVAL")
+    }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import Testing
+import VouchCore
+import VouchEvidence
+@testable import VouchStore
+
+/// The outbox on real SQLite files.
+struct OutboxTests {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vouch-outbox-\(UUID().uuidString)")
+    var path: String { directory.appendingPathComponent("outbox.sqlite").path }
+
+    func summary(_ value: Int64) -> EvidenceRecord {
+        .summary(
+            ReadingSummary(
+                stamp: RecordStamp(rseq: 0, boot: 1, monoMs: 1000, wallMs: 1_700_000_000_000, timeQuality: .synchronized), channel: "meter.power",
+                intervalMs: 60_000, unit: "W", scale: 0, count: 60, errors: 0, min: value, max: value, mean: value, last: value, lastError: nil))
+    }
+
+    func sealer(_ key: SigningKey) -> (Outbox.SealInput) -> SealedBatch {
+        { input in
+            SealedBatch.seal(
+                BatchPayload(
+                    device: "dev-1", bseq: input.bseq, prev: input.prev, bootId: "b", bootCount: 1, sealedWallMs: 1, sealedMonoMs: 1,
+                    timeQuality: .synchronized, records: input.records, receipt: input.receiptHash), key: key)
+        }
+    }
+
+    @Test func durabilitySettingsAreInForce() throws {
+        let outbox = try Outbox(path: path)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        #expect(try outbox.synchronousLevel() == 2, "synchronous must be FULL (2)")
+        #expect(try outbox.journalMode() == "wal")
+    }
+
+    @Test func rseqIsGapFreeAcrossReopen() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        do {
+            let outbox = try Outbox(path: path)
+            let stored = try outbox.append([summary(1), summary(2)])
+            #expect(stored.map(\.stamp.rseq) == [1, 2])
+        }
+        let reopened = try Outbox(path: path)
+        #expect(try reopened.append([summary(3)]).map(\.stamp.rseq) == [3])
+        #expect(try reopened.status().records == 3)
+    }
+
+    @Test func bootCountIncrementsPerStart() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        #expect(try Outbox(path: path).beginBoot(bootID: "a") == 1)
+        #expect(try Outbox(path: path).beginBoot(bootID: "b") == 2)
+    }
+
+    @Test func sealingChainsBatchesAndClaimsEachRecordOnce() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let outbox = try Outbox(path: path)
+        let key = SigningKey.generate()
+        try outbox.append((1...5).map { summary($0) })
+        let first = try #require(try outbox.sealNext(maxRecords: 2, seal: sealer(key)))
+        let second = try #require(try outbox.sealNext(maxRecords: 2, seal: sealer(key)))
+        let third = try #require(try outbox.sealNext(maxRecords: 2, seal: sealer(key)))
+        #expect(try outbox.sealNext(maxRecords: 2, seal: sealer(key)) == nil)
+        #expect([first.bseq, second.bseq, third.bseq] == [1, 2, 3])
+        let payloads = try [first, second, third].map { try VerifiedBatch.verify($0.token, key: key.publicJWK).payload }
+        #expect(payloads[0].prev == Digest256.zeroHex)
+        #expect(payloads[1].prev == first.signingInputHash)
+        #expect(payloads[2].prev == second.signingInputHash)
+        #expect(try payloads.flatMap { try $0.typedRecords().map(\.stamp.rseq) } == [1, 2, 3, 4, 5])
+        #expect(try outbox.status().unsealedRecords == 0)
+    }
+
+    @Test func undeliveredBatchesAreResentByteIdenticalUntilReceipted() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let key = SigningKey.generate()
+        var sealed: [SealedBatch] = []
+        do {
+            let outbox = try Outbox(path: path)
+            try outbox.append([summary(1)])
+            sealed.append(try #require(try outbox.sealNext(maxRecords: 10, seal: sealer(key))))
+            try outbox.append([summary(2)])
+            sealed.append(try #require(try outbox.sealNext(maxRecords: 10, seal: sealer(key))))
+        }
+        // After a restart the same bytes come back, in bseq order.
+        let outbox = try Outbox(path: path)
+        #expect(try outbox.undelivered() == sealed)
+        try outbox.markDelivered(bseq: 1, receiptToken: "receipt-1", receiptHash: String(repeating: "a", count: 64))
+        #expect(try outbox.undelivered() == [sealed[1]])
+        // The next batch names the latest receipt it holds.
+        try outbox.append([summary(3)])
+        let next = try #require(try outbox.sealNext(maxRecords: 10, seal: sealer(key)))
+        #expect(try VerifiedBatch.verify(next.token, key: key.publicJWK).payload.receipt == String(repeating: "a", count: 64))
+    }
+
+    @Test func receiptForABatchNeverSealedIsAnInvariantError() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let outbox = try Outbox(path: path)
+        #expect(throws: StoreError.self) { try outbox.markDelivered(bseq: 7, receiptToken: "r", receiptHash: "h") }
+    }
+
+    @Test func sealerReturningTheWrongBseqChangesNothing() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let outbox = try Outbox(path: path)
+        try outbox.append([summary(1)])
+        #expect(throws: StoreError.self) {
+            _ = try outbox.sealNext(maxRecords: 10) { _ in SealedBatch(bseq: 9, token: "x", signingInputHash: "y") }
+        }
+        #expect(try outbox.status().unsealedRecords == 1)
+        #expect(try outbox.status().batches == 0)
+    }
+}
