@@ -174,7 +174,10 @@ class Site:
         if not wait_for_port(self.bank_port):
             raise RuntimeError("vouch-bank did not start; see " + str(self.workdir / "bank.log"))
         self.start_meter()
-        self._spawn("agent", [str(self.bin_dir / "vouch"), "run", "--config", str(self.config)])
+        agent = [str(self.bin_dir / "vouch"), "run", "--config", str(self.config)]
+        # VOUCH_AGENT_TIME=1 runs the agent under GNU time, whose report (peak RSS) ends agent.log.
+        self.timed = os.environ.get("VOUCH_AGENT_TIME") == "1" and os.path.exists("/usr/bin/time")
+        self._spawn("agent", (["/usr/bin/time", "-v"] if self.timed else []) + agent)
         self.started = time.monotonic()
 
     def stop_process(self, name, sig=signal.SIGTERM, timeout=15.0):
@@ -185,7 +188,13 @@ class Site:
         if proc.poll() is None:
             try:
                 os.killpg(proc.pid, signal.SIGCONT)
-                os.killpg(proc.pid, sig)
+                if name == "agent" and getattr(self, "timed", False):
+                    # Signal the agent, not the time wrapper, so time lives to print its report.
+                    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+                    for child in children:
+                        os.kill(int(child), sig)
+                else:
+                    os.killpg(proc.pid, sig)
             except ProcessLookupError:
                 pass
             try:
@@ -225,7 +234,7 @@ class Site:
         return [json.loads(line) for line in self.site_events.read_text().splitlines() if line.strip()]
 
 
-INTERESTING = ("first reading", "readings in", "STOPPAGE", "sealed batch", "bank accepted", "bank duplicate",
+INTERESTING = ("Maximum resident set size", "first reading", "readings in", "STOPPAGE", "sealed batch", "bank accepted", "bank duplicate",
                "unreadable", "readable again", "upload failed", "accepted batch", "refused", "stopping", "[site]",
                "agent stopped", "stopped polling", "error", "listening on")
 
