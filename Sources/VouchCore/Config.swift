@@ -162,6 +162,14 @@ public struct StoppageRuleSettings: Sendable, Equatable {
 
 public enum Weekday: String, Sendable, Equatable, CaseIterable, Comparable {
     case mon, tue, wed, thu, fri, sat, sun
+    /// "mon" or "monday", any case.
+    public init?(configName: String) {
+        let full = ["mon": "monday", "tue": "tuesday", "wed": "wednesday", "thu": "thursday", "fri": "friday", "sat": "saturday", "sun": "sunday"]
+        let lower = configName.lowercased()
+        guard let match = full.first(where: { $0.key == lower || $0.value == lower }) else { return nil }
+        self.init(rawValue: match.key)
+    }
+
     /// Foundation's weekday numbering: 1 = Sunday … 7 = Saturday.
     init?(gregorian: Int) {
         let order: [Weekday] = [.sun, .mon, .tue, .wed, .thu, .fri, .sat]

@@ -191,8 +191,8 @@ struct ConfigDecoder {
     static func parseDuration(_ text: String) -> Duration? {
         let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
         for (suffix, ms) in units where text.hasSuffix(suffix) {
-            let digits = text.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)
-            guard let n = Int64(digits), n >= 0, n < Int64.max / ms else { continue }
+            let digits = text.dropLast(suffix.count)
+            guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber), let n = Int64(digits), n < Int64.max / ms else { continue }
             return .milliseconds(n * ms)
         }
         return nil
@@ -222,8 +222,9 @@ struct ConfigDecoder {
 
     mutating func timeOfDay(_ s: Section, _ key: String) -> Int? {
         guard let text = string(s, key, expected: "a time of day \"HH:MM\"") else { return nil }
-        let parts = text.split(separator: ":")
-        if parts.count == 2, let h = Int(parts[0]), let m = Int(parts[1]), parts[1].count == 2,
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        if parts.count == 2, parts[0].count == 2, parts[1].count == 2, text.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ":") }),
+            let h = Int(parts[0]), let m = Int(parts[1]),
             (0...24).contains(h), (0...59).contains(m), h * 60 + m <= 24 * 60
         {
             return h * 60 + m
@@ -268,12 +269,16 @@ struct ConfigDecoder {
                 if case .array(let items) = n.value {
                     var set = Set<Weekday>()
                     for item in items {
-                        if case .string(let d) = item.value, let w = Weekday(rawValue: d.lowercased().prefix(3).description), d.count >= 3 {
+                        if case .string(let d) = item.value, let w = Weekday(configName: d) {
                             set.insert(w)
                         } else {
                             report(item.position, "each of \"days\" in [shift] must be a weekday name such as \"mon\" or \"friday\"")
                             days = nil
                         }
+                    }
+                    if items.isEmpty {
+                        report(n.position, "\"days\" in [shift] is empty: no stoppage would ever be alarmed; list the working days or leave \"days\" out for every day")
+                        days = nil
                     }
                     if days != nil { days = set }
                 } else {
