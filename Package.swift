@@ -103,6 +103,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        .testTarget(name: "VouchAgentTests", dependencies: ["VouchAgent", "VouchCore", "VouchEvidence", "VouchStore"]),
         .testTarget(
             name: "VouchBankTests",
             dependencies: [

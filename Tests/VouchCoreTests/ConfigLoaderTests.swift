@@ -75,7 +75,7 @@ enum ExampleConfig {
             config.stoppageRules == [
                 StoppageRuleSettings(id: "press-stop", channel: "meter.power", below: 500, minDuration: .seconds(15), severity: "high", windowSamples: 10)
             ])
-        #expect(config.sourceHash == RefSHA256.hex(Array(ExampleConfig.text.utf8)))
+        #expect(try config.sourceHash == systemSHA256(ExampleConfig.text))
     }
 
     @Test func aliasesCaseInsensitiveChoicesAndOptionalFields() throws {
@@ -163,7 +163,7 @@ enum ExampleConfig {
         try ExampleConfig.text.write(toFile: path, atomically: true, encoding: .utf8)
         let config = try ConfigLoader.load(path: path)
         #expect(config.device.id == "acme-press-1")
-        #expect(config.sourceHash == RefSHA256.hex(Array(ExampleConfig.text.utf8)))
+        #expect(try config.sourceHash == systemSHA256(ExampleConfig.text))
     }
 
     @Test func loadOfAMissingFileSaysItDoesNotExist() throws {
