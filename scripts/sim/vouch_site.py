@@ -270,7 +270,10 @@ def main():
     def on_signal(signum, frame):
         raise KeyboardInterrupt
 
+    # Explicit for both: a process started in the background by a non-interactive shell inherits SIGINT
+    # as ignored, and Ctrl-C must still stop everything.
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         site.start()
         deadline = time.monotonic() + args.duration
