@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
 import time
 
 import pytest
@@ -121,6 +122,20 @@ def test_batches_verify_with_a_standard_jose_library_and_only_the_public_key(sto
         for r in records:
             assert r[0] in ("sum", "evt") and r[1] == next_rseq, f"rseq {r[1]} where {next_rseq} was due"
             next_rseq += 1
+
+    # The bank's own offline verifier agrees, and catches a deleted batch.
+    export = site.workdir / "export.jsonl"
+    export.write_text(site.bank("export", "--device", site.device_id).stdout)
+    ok = subprocess.run([str(site.bin_dir / "vouch-bank"), "verify", "--enrollment", str(site.enrollment), str(export)],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.splitlines()[-1] == f"{site.device_id}: {len(batches)} batch(es) ok, 0 failed"
+    lines = export.read_text().splitlines()
+    export.write_text("\n".join(lines[:1] + lines[2:]) + "\n")
+    gap = subprocess.run([str(site.bin_dir / "vouch-bank"), "verify", "--enrollment", str(site.enrollment), str(export)],
+                         capture_output=True, text=True)
+    assert gap.returncode == 1
+    assert f"{export}:2: bseq 3: FAIL E_CHAIN_GAP" in gap.stdout, gap.stdout
 
     # A forged batch fails the same check.
     header, body, signature = batches[-1]["token"].split(".")
