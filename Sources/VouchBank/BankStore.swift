@@ -42,6 +42,18 @@ public struct StoredEvent: Sendable, Equatable {
     public var bseq: Int64
 }
 
+/// Something the bank saw that a credit officer must know about: a fork (the device signed two
+/// histories; `evidence` holds the second signed batch) or records that never arrived.
+public struct Incident: Sendable, Equatable {
+    public var device: String
+    /// "fork" | "record-gap"
+    public var kind: String
+    public var bseq: Int64
+    public var detail: String
+    public var evidence: String?
+    public var atMs: Int64
+}
+
 public struct StoredBatch: Sendable, Equatable {
     public var device: String
     public var bseq: Int64
@@ -61,4 +73,5 @@ public protocol BankStore: Sendable {
     func accept(_ batch: VerifiedBatch, records: [EvidenceRecord], device: EnrolledDevice, nowMs: Int64, signReceipt: (Receipt) -> String) throws(BankError) -> IngestResult
     func events(device: String?) throws(BankError) -> [StoredEvent]
     func batches(device: String) throws(BankError) -> [StoredBatch]
+    func incidents(device: String?) throws(BankError) -> [Incident]
 }

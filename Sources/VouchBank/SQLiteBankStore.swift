@@ -72,7 +72,10 @@ public final class SQLiteBankStore: BankStore {
             case .prevMismatch(let expected):
                 throw BankError(BankError.chainPrev, status: 409, "batch \(p.bseq) of \(device.id) does not link to batch \(p.bseq - 1): prev \(p.prev.prefix(16))…, expected \(expected.prefix(16))…")
             case .fork(let bseq):
-                try db.execute(sql: "INSERT INTO incident(device, kind, bseq, detail, at_ms) VALUES(?, 'fork', ?, ?, ?)", arguments: [device.id, bseq, batch.signingInputHash, nowMs])
+                // Keep the second signed history itself: with the accepted batch it is the proof.
+                try db.execute(
+                    sql: "INSERT INTO incident(device, kind, bseq, detail, evidence, at_ms) VALUES(?, 'fork', ?, ?, ?, ?)",
+                    arguments: [device.id, bseq, batch.signingInputHash, batch.token, nowMs])
                 return .failure(BankError(BankError.chainFork, status: 409, "batch \(bseq) of \(device.id) was already accepted with different content: the device signed two histories"))
             case .extends:
                 break
@@ -156,6 +159,20 @@ public final class SQLiteBankStore: BankStore {
         }
     }
 
+    public func incidents(device: String?) throws(BankError) -> [Incident] {
+        try read { db in
+            let rows =
+                if let device {
+                    try Row.fetchAll(db, sql: "SELECT * FROM incident WHERE device = ? ORDER BY id", arguments: [device])
+                } else {
+                    try Row.fetchAll(db, sql: "SELECT * FROM incident ORDER BY id")
+                }
+            return rows.map {
+                Incident(device: $0["device"], kind: $0["kind"], bseq: $0["bseq"], detail: $0["detail"], evidence: $0["evidence"], atMs: $0["at_ms"])
+            }
+        }
+    }
+
     /// Number of stored records of a device (for tests and `verify`).
     public func recordCount(device: String) throws(BankError) -> Int {
         try read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM record WHERE device = ?", arguments: [device]) ?? 0 }
@@ -227,6 +244,7 @@ enum BankSchema {
                     kind TEXT NOT NULL,
                     bseq INTEGER NOT NULL,
                     detail TEXT NOT NULL,
+                    evidence TEXT,
                     at_ms INTEGER NOT NULL
                 ) STRICT;
                 """)

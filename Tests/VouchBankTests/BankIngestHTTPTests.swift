@@ -302,6 +302,14 @@ struct BankIngestHTTPTests {
             #expect(incidents.first?.device == device.id)
             #expect(incidents.first?.bseq == 1)
             #expect(incidents.first?.detail == rewritten.signingInputHash)
+            // Both signed histories are kept: the accepted batch and, in the incident, the fork, which
+            // verifies with the device's key on its own.
+            let kept = try bank.store.incidents(device: device.id)
+            let forked = try #require(kept.first?.evidence)
+            #expect(forked == rewritten.token)
+            let verified = try VerifiedBatch.verify(forked, key: device.key.publicJWK)
+            #expect(verified.payload.bseq == 1)
+            #expect(try bank.store.batches(device: device.id).first?.hash != verified.signingInputHash)
         }
     }
 

@@ -1,0 +1,38 @@
+import ArgumentParser
+import Foundation
+import VouchBank
+import VouchEvidence
+
+struct Incidents: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List forks (a device signed two histories) and records that never arrived.",
+        discussion: """
+            A fork's second signed batch is kept: with --json it is printed as "evidence", and together with the
+            accepted batch of the same bseq it proves the equivocation to anyone holding the device's public key.
+
+            Examples:
+              vouch-bank incidents --db bank.sqlite
+              vouch-bank incidents --db bank.sqlite --device acme-press-1 --json
+            """)
+
+    @OptionGroup var store: StoreOptions
+    @Option(help: "Only this device.") var device: String?
+    @Flag(help: "One JSON object per line.") var json = false
+
+    func run() throws {
+        let incidents = try SQLiteBankStore(path: store.db).incidents(device: device)
+        if incidents.isEmpty && !json { print("no incidents") }
+        for i in incidents {
+            if json {
+                print(
+                    CanonicalJSON.string([
+                        "device": .string(i.device), "kind": .string(i.kind), "bseq": .int(i.bseq), "detail": .string(i.detail),
+                        "evidence": i.evidence.map(JSONValue.string) ?? .null, "at_ms": .int(i.atMs),
+                    ]))
+            } else {
+                let at = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(i.atMs) / 1000))
+                print("\(i.device)  \(i.kind)  bseq \(i.bseq)  \(at)  \(i.detail)")
+            }
+        }
+    }
+}
