@@ -32,12 +32,15 @@ public struct Agent: Sendable {
             settings: .init(
                 bankURL: config.bank.url, deviceID: config.device.id, bootID: bootID, bootCount: bootCount,
                 batchInterval: config.evidence.batchInterval, maxBatchRecords: config.evidence.maxBatchRecords,
-                requestTimeout: config.bank.requestTimeout),
+                requestTimeout: config.bank.requestTimeout, bankKey: config.bank.receiptKey),
             clock: clock, logger: logger)
         let pipeline = EvidencePipeline(config: config, outbox: outbox, clock: clock, logger: logger, onEvent: { uplink.sendSoon() })
         var services: [any Service] = [uplink, PipelineService(pipeline: pipeline)]
         for device in config.modbusDevices {
             services.append(ModbusAcquisitionService(poller: ModbusPoller(device: device, clock: clock, logger: logger), pipeline: pipeline, logger: logger))
+        }
+        if config.bank.receiptKey == nil {
+            logger.warning("no [bank] receipt_key: the bank's receipts are stored without checking their signature")
         }
         logger.info("agent \(config.device.id) starting: boot \(bootCount), key \(key.kid), outbox \(outbox.path), bank \(config.bank.url)")
         return Agent(config: config, outbox: outbox, bootCount: bootCount, services: services, logger: logger)

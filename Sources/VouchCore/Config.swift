@@ -1,4 +1,5 @@
 import Foundation
+import VouchEvidence
 
 /// The agent's whole configuration, validated. Built only by ``ConfigLoader``; every value here has
 /// passed its range check, and every channel a rule names exists.
@@ -33,10 +34,14 @@ public struct BankSettings: Sendable, Equatable {
     /// Base URL of `vouch-bank`, e.g. "https://bank.example:8443".
     public var url: String
     public var requestTimeout: Duration
+    /// The bank's receipt-signing key (from `vouch-bank key`). When set, a receipt whose signature does not
+    /// verify with it is refused and the batch stays undelivered; when nil, receipts are stored unverified.
+    public var receiptKey: PublicJWK?
 
-    public init(url: String, requestTimeout: Duration) {
+    public init(url: String, requestTimeout: Duration, receiptKey: PublicJWK? = nil) {
         self.url = url
         self.requestTimeout = requestTimeout
+        self.receiptKey = receiptKey
     }
 }
 

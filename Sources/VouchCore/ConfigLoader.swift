@@ -188,6 +188,28 @@ struct ConfigDecoder {
         return d
     }
 
+    /// Reads a JWK file: the `{"kid":…,"jwk":{…}}` that `vouch-bank key` prints, or a bare JWK.
+    static func readPublicKey(_ path: String) -> Result<PublicJWK, KeyFileProblem> {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            return .failure(KeyFileProblem(FileManager.default.fileExists(atPath: path) ? "cannot be read" : "does not exist"))
+        }
+        do {
+            let json = try CanonicalJSON.decode(Array(data))
+            let key = try PublicJWK(json: json.objectValue?["jwk"] ?? json)
+            if let kid = json.objectValue?["kid"]?.stringValue, kid != key.thumbprint {
+                return .failure(KeyFileProblem("names kid \(kid), which is not its key's thumbprint"))
+            }
+            return .success(key)
+        } catch {
+            return .failure(KeyFileProblem("is not a P-256 public key as `vouch-bank key` prints it (\(error.message))"))
+        }
+    }
+
+    struct KeyFileProblem: Error, CustomStringConvertible {
+        let description: String
+        init(_ d: String) { description = d }
+    }
+
     static func parseDuration(_ text: String) -> Duration? {
         let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
         for (suffix, ms) in units where text.hasSuffix(suffix) {
@@ -249,13 +271,26 @@ struct ConfigDecoder {
         }
 
         var bank: BankSettings?
-        if let s = section(root, "bank", name: "bank", known: ["url", "timeout"], at: start) {
+        if let s = section(root, "bank", name: "bank", known: ["url", "timeout", "receipt_key"], at: start) {
             let url = string(s, "url", expected: "a URL such as \"https://bank.example:8443\"")
             if let url, !(url.hasPrefix("http://") || url.hasPrefix("https://")) || URL(string: url)?.host == nil {
                 report(s.table["url"]?.position ?? s.position, "\"url\" in [bank] is \"\(url)\"; expected an http:// or https:// URL with a host")
             }
             let timeout = duration(s, "timeout", min: .milliseconds(100), default: .seconds(10))
-            if let url, let timeout, URL(string: url)?.host != nil { bank = BankSettings(url: url.hasSuffix("/") ? String(url.dropLast()) : url, requestTimeout: timeout) }
+            var receiptKey: PublicJWK?
+            var receiptKeyOK = true
+            if let keyPath = string(s, "receipt_key", required: false, expected: "the path of the bank's public key file (from `vouch-bank key`)") {
+                let at = s.table["receipt_key"]?.position ?? s.position
+                switch Self.readPublicKey(keyPath) {
+                case .success(let key): receiptKey = key
+                case .failure(let why):
+                    report(at, "\"receipt_key\" in [bank]: \(keyPath) \(why)")
+                    receiptKeyOK = false
+                }
+            }
+            if let url, let timeout, receiptKeyOK, URL(string: url)?.host != nil {
+                bank = BankSettings(url: url.hasSuffix("/") ? String(url.dropLast()) : url, requestTimeout: timeout, receiptKey: receiptKey)
+            }
         }
 
         var shift: ShiftCalendar?

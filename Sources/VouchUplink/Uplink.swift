@@ -26,8 +26,10 @@ public final class Uplink: Service, Sendable {
         public var maxBatchRecords: Int
         public var requestTimeout: Duration
         public var backoff: Backoff
+        /// When set, receipts must be signed by this key.
+        public var bankKey: PublicJWK?
 
-        public init(bankURL: String, deviceID: String, bootID: String, bootCount: Int64, batchInterval: Duration, maxBatchRecords: Int, requestTimeout: Duration, backoff: Backoff = Backoff()) {
+        public init(bankURL: String, deviceID: String, bootID: String, bootCount: Int64, batchInterval: Duration, maxBatchRecords: Int, requestTimeout: Duration, backoff: Backoff = Backoff(), bankKey: PublicJWK? = nil) {
             self.bankURL = bankURL
             self.deviceID = deviceID
             self.bootID = bootID
@@ -36,6 +38,7 @@ public final class Uplink: Service, Sendable {
             self.maxBatchRecords = maxBatchRecords
             self.requestTimeout = requestTimeout
             self.backoff = backoff
+            self.bankKey = bankKey
         }
     }
 
@@ -134,8 +137,15 @@ public final class Uplink: Service, Sendable {
         }
         let receipt: Receipt
         let receiptHash: String
-        do { (receipt, receiptHash) = try Receipt.parseUnverified(receiptToken) } catch {
-            throw UplinkError(.badReceipt, "batch \(batch.bseq): unreadable receipt: \(error)")
+        do {
+            if let bankKey = settings.bankKey {
+                (receipt, receiptHash) = try Receipt.verify(receiptToken, bankKey: bankKey)
+            } else {
+                (receipt, receiptHash) = try Receipt.parseUnverified(receiptToken)
+            }
+        } catch {
+            let why = settings.bankKey == nil ? "unreadable receipt" : "receipt does not verify with the bank key in [bank] receipt_key"
+            throw UplinkError(.badReceipt, "batch \(batch.bseq): \(why): \(error)")
         }
         guard receipt.device == settings.deviceID, receipt.bseq == batch.bseq, receipt.batch == batch.signingInputHash else {
             throw UplinkError(.badReceipt, "batch \(batch.bseq): receipt names \(receipt.device) batch \(receipt.bseq) \(receipt.batch.prefix(12)), not this batch")
@@ -144,7 +154,8 @@ public final class Uplink: Service, Sendable {
             throw UplinkError(.store, "batch \(batch.bseq): receipt could not be stored: \(error)")
         }
         let verdict = answer["verdict"]?.stringValue ?? "accepted"
-        logger.info("bank \(verdict) batch \(batch.bseq): verified signature and chain; receipt stored (bank holds \(receipt.deviceLogSize) batches of \(settings.deviceID))", metadata: ["bseq": "\(batch.bseq)"])
+        let receiptState = settings.bankKey == nil ? "receipt stored (unverified: no [bank] receipt_key)" : "receipt signature verified and stored"
+        logger.info("bank \(verdict) batch \(batch.bseq): verified signature and chain; \(receiptState) (bank holds \(receipt.deviceLogSize) batches of \(settings.deviceID))", metadata: ["bseq": "\(batch.bseq)"])
     }
 
     // MARK: the service

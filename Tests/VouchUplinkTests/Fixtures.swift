@@ -90,7 +90,7 @@ struct Gateway: Sendable {
     let outbox: Outbox
     let uplink: Uplink
 
-    init(dir: TempDir, bankURL: String, deviceID: String = "acme-press-\(UUID().uuidString.prefix(8).lowercased())", key: SigningKey = .generate(), maxBatchRecords: Int, requestTimeout: Duration = .seconds(10)) throws {
+    init(dir: TempDir, bankURL: String, deviceID: String = "acme-press-\(UUID().uuidString.prefix(8).lowercased())", key: SigningKey = .generate(), maxBatchRecords: Int, requestTimeout: Duration = .seconds(10), bankKey: PublicJWK? = nil) throws {
         self.deviceID = deviceID
         self.key = key
         outbox = try Outbox(path: dir.path("outbox-\(deviceID).sqlite"))
@@ -99,7 +99,7 @@ struct Gateway: Sendable {
             outbox: outbox, key: key,
             settings: Uplink.Settings(
                 bankURL: bankURL, deviceID: deviceID, bootID: "boot-\(deviceID)", bootCount: bootCount, batchInterval: .seconds(60),
-                maxBatchRecords: maxBatchRecords, requestTimeout: requestTimeout),
+                maxBatchRecords: maxBatchRecords, requestTimeout: requestTimeout, bankKey: bankKey),
             clock: StepClock(), logger: Fixture.quietLogger)
     }
 

@@ -28,6 +28,7 @@ key_file = "{workdir}/agent/device.key"
 [bank]
 url = "http://127.0.0.1:{bank_port}"
 timeout = "5s"
+receipt_key = "{workdir}/bank.jwk"     # from `vouch-bank key`: receipts must be signed by this bank
 
 [shift]
 # Around the clock, so the demo detects whenever it runs.
@@ -127,6 +128,9 @@ class Site:
 
     def prepare(self):
         self.workdir.mkdir(parents=True, exist_ok=True)
+        bank_key = subprocess.run([str(self.bin_dir / "vouch-bank"), "key", "--key", str(self.bank_key)],
+                                  capture_output=True, text=True, check=True)
+        (self.workdir / "bank.jwk").write_text(bank_key.stdout)
         self.config.write_text(CONFIG.format(device_id=self.device_id, workdir=self.workdir, bank_port=self.bank_port,
                                              meter_port=self.meter_port, **self.settings))
         check = self.vouch("config", "check", str(self.config))
@@ -236,7 +240,7 @@ class Site:
 
 INTERESTING = ("Maximum resident set size", "first reading", "readings in", "STOPPAGE", "sealed batch", "bank accepted", "bank duplicate",
                "unreadable", "readable again", "upload failed", "accepted batch", "refused", "stopping", "[site]",
-               "agent stopped", "stopped polling", "error", "listening on")
+               "agent stopped", "stopped polling", "error", "listening on", "receipt_key")
 
 
 def narrate(source, line):
