@@ -87,6 +87,9 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
 
+        // Size benchmark input (scripts/bench-evidence-size); not shipped.
+        .executableTarget(name: "vouch-bench", dependencies: ["VouchEvidence"]),
+
         // Tests mirror sources.
         .testTarget(name: "VouchEvidenceTests", dependencies: ["VouchEvidence"]),
         .testTarget(name: "VouchCoreTests", dependencies: ["VouchCore"]),
