@@ -18,7 +18,7 @@ struct FixedClock: AgentClock {
     let missing = ModbusChannelSettings(id: "meter.nothing", register: .holding, address: 600, dataType: .uint16, byteOrder: .abcd, scale: 1, offset: 0, decimals: 0, unit: "")
 
     @Test func goodAndBadChannelsInOneCycle() async throws {
-        let meter = try SimulatedMeter()
+        let meter = try await SimulatedMeter.start()
         defer { meter.stop() }
         let poller = ModbusPoller(device: device(port: meter.port, channels: [power, missing]), clock: FixedClock(), logger: Logger(label: "test"))
         let readings = await poller.pollOnce()
@@ -38,16 +38,16 @@ struct FixedClock: AgentClock {
     }
 
     @Test func keepsPollingThroughFreezeAndOutage() async throws {
-        let meter = try SimulatedMeter()
+        let meter = try await SimulatedMeter.start()
         let port = meter.port
         let poller = ModbusPoller(device: device(port: port, channels: [power]), clock: FixedClock(), logger: Logger(label: "test"))
         #expect(await poller.pollOnce()[0].quality == .ok)
         meter.freeze()
         #expect(await poller.pollOnce()[0].quality.code == "E_MODBUS_ETIMEDOUT")
-        meter.stop()
+        await meter.stopAndWait()
         let down = await poller.pollOnce()[0].quality.code
         #expect(down == "E_MODBUS_ECONNREFUSED" || down == "E_MODBUS_ECONNRESET", "got \(String(describing: down))")
-        let again = try SimulatedMeter(port: port)
+        let again = try await SimulatedMeter.start(port: port)
         defer { again.stop() }
         #expect(await poller.pollOnce()[0].quality == .ok)
     }

@@ -33,14 +33,31 @@ final class SimulatedMeter: @unchecked Sendable {
         return Int(UInt16(bigEndian: addr.sin_port))
     }
 
-    init(port: Int = SimulatedMeter.freePort(), arguments: [String] = ["--stop-for", "0"]) throws {
+    /// Starts the meter and waits (asynchronously: tests must never block Swift's cooperative pool,
+    /// which has only as many threads as cores) until it listens.
+    static func start(port: Int = SimulatedMeter.freePort(), arguments: [String] = ["--stop-for", "0"]) async throws -> SimulatedMeter {
+        let meter = try SimulatedMeter(port: port, arguments: arguments)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !FileManager.default.fileExists(atPath: meter.ready.path) {
+            guard meter.process.isRunning, ContinuousClock.now < deadline else {
+                meter.stop()
+                throw PeerMissing("simulated meter did not start on port \(port)")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return meter
+    }
+
+    private let ready: URL
+
+    private init(port: Int, arguments: [String]) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.python) else {
             throw PeerMissing("no Python venv at \(Self.python): run scripts/setup first")
         }
         self.port = port
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vouch-meter-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let ready = dir.appendingPathComponent("ready")
+        ready = dir.appendingPathComponent("ready")
         events = dir.appendingPathComponent("events.jsonl")
         process = Process()
         process.executableURL = URL(fileURLWithPath: Self.python)
@@ -48,28 +65,23 @@ final class SimulatedMeter: @unchecked Sendable {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        let deadline = Date().addingTimeInterval(15)
-        while !FileManager.default.fileExists(atPath: ready.path) {
-            guard process.isRunning, Date() < deadline else {
-                process.terminate()
-                throw PeerMissing("simulated meter did not start on port \(port)")
-            }
-            usleep(50_000)
-        }
     }
 
     func freeze() { kill(process.processIdentifier, SIGSTOP) }
     func thaw() { kill(process.processIdentifier, SIGCONT) }
 
-    /// SIGTERM, then SIGKILL if it has not gone within 3 s. Never blocks longer than that.
+    /// Kills the meter without waiting (safe in `defer`); it has no state worth a graceful stop.
     func stop() {
         guard process.isRunning else { return }
-        let pid = process.processIdentifier
-        kill(pid, SIGCONT)
-        kill(pid, SIGTERM)
-        let deadline = Date().addingTimeInterval(3)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning { kill(pid, SIGKILL) }
+        kill(process.processIdentifier, SIGCONT)
+        kill(process.processIdentifier, SIGKILL)
+    }
+
+    /// Kills the meter and waits, asynchronously, until it is gone (so its port is free).
+    func stopAndWait() async {
+        stop()
+        let deadline = ContinuousClock.now + .seconds(5)
+        while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
     }
 
     deinit { stop() }
