@@ -64,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "vouch",
             dependencies: [
-                "VouchAgent", "VouchCore", "VouchEvidence",
+                "VouchAgent", "VouchCore", "VouchEvidence", "VouchStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

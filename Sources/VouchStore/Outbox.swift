@@ -19,19 +19,33 @@ public final class Outbox: Sendable {
     public let path: String
     private let pool: DatabasePool
 
-    public init(path: String) throws(StoreError) {
+    /// Opens (and migrates) the outbox for the agent. `readOnly` opens an existing outbox for the CLI:
+    /// no migration, no writes, and (WAL) no blocking of the running agent.
+    public init(path: String, readOnly: Bool = false) throws(StoreError) {
         self.path = path
         var configuration = Configuration()
+        configuration.readonly = readOnly
         configuration.prepareDatabase { db in
             // FULL: an acknowledged record survives a power cut (NORMAL lost rows in 45 of 50 tests).
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
         configuration.busyMode = .timeout(5)
+        if readOnly && !FileManager.default.fileExists(atPath: path) {
+            throw StoreError(.open, "no outbox at \(path): has the agent run with this config?")
+        }
         do {
             let directory = (path as NSString).deletingLastPathComponent
-            if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+            if !readOnly && !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
             pool = try DatabasePool(path: path, configuration: configuration)
-            try OutboxSchema.migrator.migrate(pool)
+            if readOnly {
+                guard try pool.read({ try OutboxSchema.migrator.hasCompletedMigrations($0) }) else {
+                    throw StoreError(.open, "the outbox at \(path) has a schema this version does not know; use the agent's own vouch")
+                }
+            } else {
+                try OutboxSchema.migrator.migrate(pool)
+            }
+        } catch let error as StoreError {
+            throw error
         } catch {
             throw StoreError(.open, "cannot open the outbox at \(path): \(error)")
         }
@@ -112,6 +126,15 @@ public final class Outbox: Sendable {
         try read("list undelivered batches") { db in
             try Row.fetchAll(db, sql: "SELECT bseq, token, hash FROM batch WHERE receipt IS NULL ORDER BY bseq LIMIT ?", arguments: [limit])
                 .map { SealedBatch(bseq: $0["bseq"], token: $0["token"], signingInputHash: $0["hash"]) }
+        }
+    }
+
+    /// Every sealed batch in `bseq` order, with whether the bank's receipt is held.
+    public func sealedBatches() throws(StoreError) -> [(batch: SealedBatch, delivered: Bool)] {
+        try read("list sealed batches") { db in
+            try Row.fetchAll(db, sql: "SELECT bseq, token, hash, receipt IS NOT NULL AS delivered FROM batch ORDER BY bseq").map {
+                (SealedBatch(bseq: $0["bseq"], token: $0["token"], signingInputHash: $0["hash"]), $0["delivered"])
+            }
         }
     }
 

@@ -14,7 +14,7 @@ struct Vouch: AsyncParsableCommand {
               vouch enroll --config /etc/vouch/vouch.toml > enrollment.json
               vouch run --config /etc/vouch/vouch.toml
             """,
-        subcommands: [Run.self, ConfigCommand.self, Enroll.self])
+        subcommands: [Run.self, ConfigCommand.self, Enroll.self, EvidenceCommand.self])
 }
 
 enum Logs {

@@ -137,6 +137,16 @@ def test_batches_verify_with_a_standard_jose_library_and_only_the_public_key(sto
     assert gap.returncode == 1
     assert f"{export}:2: bseq 3: FAIL E_CHAIN_GAP" in gap.stdout, gap.stdout
 
+    # The gateway's own export of its outbox is the same chain, and verifies the same way.
+    gateway_export = site.workdir / "gateway.jsonl"
+    gateway_export.write_text(site.vouch("evidence", "export", "--config", str(site.config)).stdout)
+    gateway_lines = [json.loads(l) for l in gateway_export.read_text().splitlines()]
+    assert [(g["bseq"], g["token"]) for g in gateway_lines] == [(b["bseq"], b["token"]) for b in batches]
+    assert all(g["delivered"] for g in gateway_lines)
+    ok = subprocess.run([str(site.bin_dir / "vouch-bank"), "verify", "--enrollment", str(site.enrollment), str(gateway_export)],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+
     # A forged batch fails the same check.
     header, body, signature = batches[-1]["token"].split(".")
     forged = json.loads(b64url_decode(body))

@@ -107,3 +107,34 @@ struct OutboxTests {
         #expect(try outbox.status().batches == 0)
     }
 }
+
+/// The CLI's read-only view of the outbox, beside the agent's writer.
+struct OutboxReadOnlyTests {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vouch-outbox-ro-\(UUID().uuidString)")
+    var path: String { directory.appendingPathComponent("outbox.sqlite").path }
+
+    @Test func readerSeesSealedBatchesWhileTheWriterIsOpenAndCannotWrite() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let writer = try Outbox(path: path)
+        let key = SigningKey.generate()
+        try writer.append([OutboxTests().summary(1)])
+        let sealed = try #require(try writer.sealNext(maxRecords: 10, seal: OutboxTests().sealer(key)))
+        try writer.markDelivered(bseq: 1, receiptToken: "r", receiptHash: String(repeating: "b", count: 64))
+        try writer.append([OutboxTests().summary(2)])
+        let second = try #require(try writer.sealNext(maxRecords: 10, seal: OutboxTests().sealer(key)))
+
+        let reader = try Outbox(path: path, readOnly: true)
+        let listed = try reader.sealedBatches()
+        #expect(listed.map(\.batch) == [sealed, second])
+        #expect(listed.map(\.delivered) == [true, false])
+        #expect(throws: StoreError.self) { try reader.append([OutboxTests().summary(3)]) }
+        // The writer is unaffected by the reader.
+        #expect(try writer.append([OutboxTests().summary(3)]).map(\.stamp.rseq) == [3])
+    }
+
+    @Test func readOnlyOpenOfAMissingOutboxSaysSoAndCreatesNothing() {
+        let error = #expect(throws: StoreError.self) { _ = try Outbox(path: path, readOnly: true) }
+        #expect(error?.message.contains("no outbox at") == true)
+        #expect(!FileManager.default.fileExists(atPath: directory.path))
+    }
+}
