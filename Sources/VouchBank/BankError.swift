@@ -23,6 +23,21 @@ public struct BankError: Error, Sendable, Equatable, CustomStringConvertible {
         return BankError(e.code.rawValue, status: status, e.message)
     }
 
+    /// The refusal for a chain anomaly, worded once for the receiver and `vouch-bank verify` alike;
+    /// nil when the batch extends the chain or repeats an accepted one.
+    static func chain(_ verdict: ChainVerdict, device: String, bseq: Int64, prev: String) -> BankError? {
+        switch verdict {
+        case .extends, .duplicate:
+            return nil
+        case .gap(let expected):
+            return BankError(chainGap, status: 409, "batch \(bseq) of \(device) skips ahead: batches \(expected)…\(bseq - 1) are missing")
+        case .prevMismatch(let expected):
+            return BankError(chainPrev, status: 409, "batch \(bseq) of \(device) does not link to batch \(bseq - 1): prev \(prev.prefix(16))…, expected \(expected.prefix(16))…")
+        case .fork(let forked):
+            return BankError(chainFork, status: 409, "batch \(forked) of \(device) was already signed with different content: the device signed two histories")
+        }
+    }
+
     static let contentType = "E_CONTENT_TYPE"
     static let tooLarge = "E_TOO_LARGE"
     static let unknownDevice = "E_DEVICE_UNKNOWN"

@@ -48,17 +48,12 @@ public struct OfflineVerifier: Sendable {
             note = "file starts at bseq \(p.bseq): batches before it were not checked"
             head = ChainHead(bseq: p.bseq - 1, signingInputHash: p.prev)
         }
-        switch ChainRule.classify(bseq: p.bseq, prev: p.prev, signingInputHash: batch.signingInputHash, head: head, acceptedHash: seen[p.bseq]) {
-        case .extends:
-            break
-        case .duplicate:
+        let verdict = ChainRule.classify(bseq: p.bseq, prev: p.prev, signingInputHash: batch.signingInputHash, head: head, acceptedHash: seen[p.bseq])
+        if verdict == .duplicate {
             return Verdict(line: line, bseq: p.bseq, problem: nil, note: "identical copy of bseq \(p.bseq)", records: records.count)
-        case .gap(let expected):
-            return fail(BankError.chainGap, "bseq \(p.bseq) where \(expected) was due: batches \(expected)…\(p.bseq - 1) are missing")
-        case .prevMismatch(let expected):
-            return fail(BankError.chainPrev, "prev \(p.prev.prefix(16))… does not link to bseq \(p.bseq - 1) (\(expected.prefix(16))…)")
-        case .fork(let bseq):
-            return fail(BankError.chainFork, "bseq \(bseq) appears with two different contents: the device signed two histories")
+        }
+        if let refusal = BankError.chain(verdict, device: device.id, bseq: p.bseq, prev: p.prev) {
+            return Verdict(line: line, bseq: p.bseq, problem: refusal, note: nil, records: records.count)
         }
         for r in records {
             if let last = lastRseq, r.stamp.rseq <= last {

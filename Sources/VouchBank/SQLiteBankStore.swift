@@ -63,22 +63,18 @@ public final class SQLiteBankStore: BankStore {
             let head = try Row.fetchOne(db, sql: "SELECT bseq, hash FROM batch WHERE device = ? ORDER BY bseq DESC LIMIT 1", arguments: [device.id])
                 .map { ChainHead(bseq: $0["bseq"], signingInputHash: $0["hash"]) }
             let acceptedHash = try String.fetchOne(db, sql: "SELECT hash FROM batch WHERE device = ? AND bseq = ?", arguments: [device.id, p.bseq])
-            switch ChainRule.classify(bseq: p.bseq, prev: p.prev, signingInputHash: batch.signingInputHash, head: head, acceptedHash: acceptedHash) {
-            case .duplicate:
+            let verdict = ChainRule.classify(bseq: p.bseq, prev: p.prev, signingInputHash: batch.signingInputHash, head: head, acceptedHash: acceptedHash)
+            if verdict == .duplicate {
                 let receipt = try String.fetchOne(db, sql: "SELECT receipt FROM batch WHERE device = ? AND bseq = ?", arguments: [device.id, p.bseq]) ?? ""
                 return .success(IngestResult(verdict: .duplicate, device: device.id, bseq: p.bseq, receipt: receipt))
-            case .gap(let expected):
-                throw BankError(BankError.chainGap, status: 409, "batch \(p.bseq) of \(device.id) skips ahead: the next batch must be \(expected)")
-            case .prevMismatch(let expected):
-                throw BankError(BankError.chainPrev, status: 409, "batch \(p.bseq) of \(device.id) does not link to batch \(p.bseq - 1): prev \(p.prev.prefix(16))…, expected \(expected.prefix(16))…")
-            case .fork(let bseq):
+            }
+            if let refusal = BankError.chain(verdict, device: device.id, bseq: p.bseq, prev: p.prev) {
+                guard case .fork(let bseq) = verdict else { throw refusal }
                 // Keep the second signed history itself: with the accepted batch it is the proof.
                 try db.execute(
                     sql: "INSERT INTO incident(device, kind, bseq, detail, evidence, at_ms) VALUES(?, 'fork', ?, ?, ?, ?)",
                     arguments: [device.id, bseq, batch.signingInputHash, batch.token, nowMs])
-                return .failure(BankError(BankError.chainFork, status: 409, "batch \(bseq) of \(device.id) was already accepted with different content: the device signed two histories"))
-            case .extends:
-                break
+                return .failure(refusal)
             }
             // Records: strictly increasing rseq, after everything already held.
             let lastRseq = try Int64.fetchOne(db, sql: "SELECT MAX(rseq) FROM record WHERE device = ?", arguments: [device.id]) ?? 0

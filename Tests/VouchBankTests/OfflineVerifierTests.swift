@@ -90,6 +90,29 @@ import VouchEvidence
         #expect(result[1].note == "records 4…5 missing before rseq 6")
     }
 
+    @Test(arguments: ["gap", "fork"])
+    func receiverAndOfflineVerifierRefuseWithTheSameWords(_ anomaly: String) async throws {
+        var honest = ChainBuilder(device)
+        honest.next()
+        honest.next()
+        honest.next()
+        var other = ChainBuilder(device)
+        other.next()
+        other.next(count: 5)
+        let sequence = anomaly == "gap" ? [honest.batches[0], honest.batches[2]] : [honest.batches[0], honest.batches[1], other.batches[1]]
+        let offline = verdicts(sequence.map(\.token)).last?.problem
+        let online = try await TestBank.with { bank -> BankError? in
+            try bank.enroll(device)
+            var last: BankError?
+            for b in sequence {
+                do { _ = try bank.ingest.ingest(token: b.token) } catch let refusal as BankError { last = refusal }
+            }
+            return last
+        }
+        #expect(offline != nil)
+        #expect(offline == online)
+    }
+
     @Test func exportLinesAndBareTokensAreBothRead() {
         #expect(OfflineVerifier.token(fromLine: #"{"bseq":1,"hash":"h","token":"a.b.c"}"#) == "a.b.c")
         #expect(OfflineVerifier.token(fromLine: "  a.b.c ") == "a.b.c")
