@@ -106,7 +106,9 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        .testTarget(name: "VouchAgentTests", dependencies: ["VouchAgent", "VouchCore", "VouchEvidence", "VouchStore"]),
+        .testTarget(
+            name: "VouchAgentTests",
+            dependencies: ["VouchAgent", "VouchCore", "VouchEvidence", "VouchStore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "VouchBankTests",
             dependencies: [

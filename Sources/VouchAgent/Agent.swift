@@ -20,29 +20,93 @@ public struct Agent: Sendable {
     let logger: Logger
 
     public static func build(config: AgentConfig, logger: Logger) throws(AgentError) -> Agent {
-        let key = try DeviceKeyFile.load(path: config.device.keyFile)
+        var key = try DeviceKeyFile.load(path: config.device.keyFile)
         let outbox: Outbox
         do { outbox = try Outbox(path: config.device.dataDir + "/outbox.sqlite") } catch { throw AgentError(.store, error.description) }
         let bootID = SystemClock.bootID()
         let bootCount: Int64
-        do { bootCount = try outbox.beginBoot(bootID: bootID) } catch { throw AgentError(.store, error.description) }
+        let previous: Outbox.PreviousRun?
+        do {
+            previous = try outbox.previousRun()
+            bootCount = try outbox.beginBoot(bootID: bootID)
+        } catch { throw AgentError(.store, error.description) }
         let clock = SystemClock(bootCount: bootCount)
+        let now = clock.now()
+
+        // A key rotation prepared with `vouch enroll --rotate` (the new key waits beside the old one).
+        let nextKeyPath = DeviceKeyFile.pendingRotationPath(config.device.keyFile)
+        var rotation: (newKey: SigningKey, state: Outbox.KeyRotationState)?
+        if FileManager.default.fileExists(atPath: nextKeyPath) {
+            let newKey = try DeviceKeyFile.load(path: nextKeyPath)
+            do { rotation = (newKey, try outbox.keyRotationState(newKid: newKey.kid)) } catch { throw AgentError(.store, error.description) }
+        }
+        if let r = rotation, case .sealed(_, let bseq) = r.state {
+            // Sealed by a run that stopped before it could switch: finish the switch now.
+            try DeviceKeyFile.completeRotation(keyPath: config.device.keyFile)
+            logger.notice("key rotation was sealed in batch \(bseq); now signing with \(r.newKey.kid)")
+            key = r.newKey
+            rotation = nil
+        }
+
+        let binaryHash = Digest256.sha256Hex(fileAt: "/proc/self/exe") ?? Digest256.zeroHex
+        let readingsPerSecond = config.modbusDevices.reduce(0.0) { sum, d in
+            sum + Double(d.channels.count) / max(Double(d.pollInterval.components.seconds) + Double(d.pollInterval.components.attoseconds) / 1e18, 0.001)
+        }
+        let heartbeatMs = Int64(config.evidence.heartbeatInterval.components.seconds * 1000)
+        var startup = StartupRecords.make(
+            .init(
+                deviceID: config.device.id, now: now, bootID: bootID, previous: previous, config: config, binarySha256: binaryHash, keyID: key.kid,
+                readingsPerSecond: readingsPerSecond, heartbeatIntervalMs: heartbeatMs, who: ProcessInfo.processInfo.environment["VOUCH_TECHNICIAN"]))
+        if let r = rotation, r.state == .notRecorded {
+            let stamp = RecordStamp(rseq: 0, boot: bootCount, monoMs: now.monoMs, wallMs: now.wallMs, timeQuality: now.quality)
+            startup.append(
+                .keyRotation(KeyRotation(stamp: stamp, newKey: r.newKey.publicJWK, proof: KeyRotation.proof(device: config.device.id, oldKid: key.kid, newKey: r.newKey))))
+        }
+        do {
+            let stored = try outbox.append(startup)
+            try outbox.noteConfig(sha256: config.sourceHash)
+            for record in stored {
+                switch record {
+                case .gap(let g): logger.warning("gap recorded: \(g.detail)")
+                case .configChange(let c): logger.notice("config change recorded: \(c.summary) (sha256 \(c.configSha256.prefix(16))…)")
+                case .keyRotation(let k): logger.notice("key rotation to \(k.newKey.thumbprint) recorded as record \(k.stamp.rseq); it is sealed with the current key \(key.kid)")
+                default: break
+                }
+            }
+            if let r = rotation, r.state == .notRecorded, case .keyRotation(let k)? = stored.last {
+                rotation = (r.newKey, .recorded(rseq: k.stamp.rseq))
+            }
+        } catch { throw AgentError(.store, "could not record the agent start: \(error)") }
+
+        var pending: Uplink.PendingRotation?
+        if let r = rotation, case .recorded(let rseq) = r.state {
+            let keyPath = config.device.keyFile
+            let log = logger
+            pending = Uplink.PendingRotation(newKey: r.newKey, rseq: rseq) { bseq in
+                do { try DeviceKeyFile.completeRotation(keyPath: keyPath) } catch {
+                    log.error("rotation sealed in batch \(bseq), but the key file could not be replaced: \(error); the next start finishes it")
+                }
+            }
+        }
         let uplink = Uplink(
-            outbox: outbox, key: key,
+            outbox: outbox, key: key, rotation: pending,
             settings: .init(
                 bankURL: config.bank.url, deviceID: config.device.id, bootID: bootID, bootCount: bootCount,
                 batchInterval: config.evidence.batchInterval, maxBatchRecords: config.evidence.maxBatchRecords,
                 requestTimeout: config.bank.requestTimeout, bankKey: config.bank.receiptKey),
             clock: clock, logger: logger)
         let pipeline = EvidencePipeline(config: config, outbox: outbox, clock: clock, logger: logger, onEvent: { uplink.sendSoon() })
-        var services: [any Service] = [uplink, PipelineService(pipeline: pipeline)]
+        var services: [any Service] = [
+            uplink, PipelineService(pipeline: pipeline),
+            HeartbeatService(pipeline: pipeline, outbox: outbox, intervalMs: heartbeatMs, startedMonoMs: now.monoMs),
+        ]
         for device in config.modbusDevices {
             services.append(ModbusAcquisitionService(poller: ModbusPoller(device: device, clock: clock, logger: logger), pipeline: pipeline, logger: logger))
         }
         if config.bank.receiptKey == nil {
             logger.warning("no [bank] receipt_key: the bank's receipts are stored without checking their signature")
         }
-        logger.info("agent \(config.device.id) starting: boot \(bootCount), key \(key.kid), outbox \(outbox.path), bank \(config.bank.url)")
+        logger.info("agent \(config.device.id) starting: boot \(bootCount), key \(key.kid), binary sha256 \(binaryHash.prefix(16))…, outbox \(outbox.path), bank \(config.bank.url)")
         return Agent(config: config, outbox: outbox, bootCount: bootCount, services: services, logger: logger)
     }
 
@@ -52,6 +116,9 @@ public struct Agent: Sendable {
             configuration: .init(
                 services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+        do { try outbox.noteCleanStop(wallMs: SystemClock(bootCount: bootCount).now().wallMs) } catch {
+            logger.error("could not mark the clean stop: \(error)")
+        }
         logger.info("agent stopped; outbox holds \((try? outbox.status().undeliveredBatches) ?? -1) undelivered batch(es)")
     }
 }

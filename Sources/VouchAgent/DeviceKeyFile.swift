@@ -41,6 +41,28 @@ public enum DeviceKeyFile {
         return key
     }
 
+    /// Where a prepared rotation's new key waits until the agent has sealed the rotation record.
+    public static func pendingRotationPath(_ keyPath: String) -> String { keyPath + ".next" }
+
+    /// Creates the new key of a rotation beside the current one. The agent records the rotation at
+    /// its next start, seals it with the current key, then makes the new key current.
+    public static func prepareRotation(keyPath: String, force: Bool) throws(AgentError) -> (current: SigningKey, next: SigningKey) {
+        let current = try load(path: keyPath)
+        let nextPath = pendingRotationPath(keyPath)
+        if FileManager.default.fileExists(atPath: nextPath) && !force {
+            throw AgentError(.key, "a rotation is already prepared (\(nextPath)); restart the agent to carry it out, or use --force to prepare another key instead")
+        }
+        return (current, try create(path: nextPath, force: true))
+    }
+
+    /// Makes the prepared key the device key (atomic rename; the old key is gone afterwards).
+    public static func completeRotation(keyPath: String) throws(AgentError) {
+        let nextPath = pendingRotationPath(keyPath)
+        if rename(nextPath, keyPath) != 0 {
+            throw AgentError(.key, "cannot move the rotated key \(nextPath) to \(keyPath): \(String(cString: strerror(errno)))")
+        }
+    }
+
     /// What the bank needs to enroll this device: its id and public key.
     public static func enrollmentDocument(deviceID: String, key: SigningKey, nowMs: Int64) -> JSONValue {
         ["device": .string(deviceID), "kid": .string(key.kid), "jwk": key.publicJWK.json, "alg": "ES256", "created_ms": .int(nowMs)]

@@ -16,7 +16,16 @@ public actor EvidencePipeline {
     private var summarizers: [String: IntervalSummarizer] = [:]
     private var detectors: [StoppageDetector]
     private var failingSince: [String: Int] = [:]
+    /// Channels failing now: the first failed poll's time and how many polls failed since.
+    private var unreachable: [String: (since: ClockReading, failures: Int64, lastError: String)] = [:]
     private var seen: Set<String> = []
+    /// Wall minus monotonic time at the last reading: a jump in it is a clock step.
+    private var lastClock: ClockReading?
+    /// Monotonic times of recent clock steps (bounded), to mark records whose span contains one.
+    private var stepsAtMonoMs: [Int64] = []
+    private let summaryIntervalMs: Int64
+    /// A change of wall − monotonic beyond this is a step, not drift (slewing moves ≤ 0.5 ms/s).
+    static let stepThresholdMs: Int64 = 1_000
     /// Records that could not be stored yet (disk error): kept in memory and retried, never dropped.
     private var unstored: [EvidenceRecord] = []
 
@@ -27,6 +36,7 @@ public actor EvidencePipeline {
         self.logger = logger
         self.onEvent = onEvent
         let intervalMs = Int64(config.evidence.summaryInterval.components.seconds * 1000)
+        summaryIntervalMs = intervalMs
         for channel in config.channels {
             summarizers[channel.id] = IntervalSummarizer(channel: channel.id, intervalMs: intervalMs)
         }
@@ -44,7 +54,8 @@ public actor EvidencePipeline {
     public func ingest(_ readings: [Reading]) {
         var records: [EvidenceRecord] = []
         for reading in readings {
-            narrate(reading)
+            if let step = clockStep(reading.time) { records.append(step) }
+            if let gap = narrate(reading) { records.append(gap) }
             if let closed = summarizers[reading.channel]?.add(reading) {
                 records.append(summaryRecord(closed))
             }
@@ -59,13 +70,66 @@ public actor EvidencePipeline {
         store(records)
     }
 
-    /// Closes open summary intervals (at shutdown) so no accepted reading is left unrecorded.
+    /// Closes open summary intervals (at shutdown) so no accepted reading is left unrecorded, and
+    /// records a gap for every channel still unreachable.
     public func flush() {
         var records: [EvidenceRecord] = []
         for key in summarizers.keys.sorted() {
             if let s = summarizers[key]?.flush() { records.append(summaryRecord(s)) }
         }
+        let now = clock.now()
+        for channel in unreachable.keys.sorted() {
+            if let gap = unreachableGap(channel, until: now, stillDown: true) { records.append(gap) }
+        }
+        unreachable = [:]
+        failingSince = [:]
         store(records)
+    }
+
+    /// Stores records made outside the readings path (heartbeats, start-up records), in order with
+    /// everything else, with the same retry-on-disk-error guarantee.
+    public func record(_ records: [EvidenceRecord]) {
+        store(records)
+    }
+
+    /// A stamp for a record made now.
+    public func stampNow() -> RecordStamp { stamp() }
+
+    /// A clock step between the previous reading and this one, as a record.
+    private func clockStep(_ time: ClockReading) -> EvidenceRecord? {
+        defer { lastClock = time }
+        guard let last = lastClock else { return nil }
+        let expectedWallMs = last.wallMs + (time.monoMs - last.monoMs)
+        let stepMs = time.wallMs - expectedWallMs
+        guard abs(stepMs) > Self.stepThresholdMs else { return nil }
+        stepsAtMonoMs.append(time.monoMs)
+        if stepsAtMonoMs.count > 16 { stepsAtMonoMs.removeFirst() }
+        logger.warning("wall clock stepped by \(stepMs) ms (\(last.quality.rawValue) → \(time.quality.rawValue)); recorded as a clock step, ordering is unaffected")
+        return .clockStep(
+            ClockStep(
+                stamp: RecordStamp(rseq: 0, boot: time.bootCount, monoMs: time.monoMs, wallMs: time.wallMs, timeQuality: time.quality),
+                expectedWallMs: expectedWallMs, stepMs: stepMs, qualityBefore: last.quality))
+    }
+
+    /// The quality for a record spanning monotonic `fromMs` until `toMs` (now, if nil): stepped if a
+    /// step fell inside.
+    private func quality(_ base: TimeQuality, spanningFrom fromMs: Int64, to toMs: Int64? = nil) -> TimeQuality {
+        stepsAtMonoMs.contains { $0 > fromMs && $0 <= (toMs ?? Int64.max) } ? .stepped : base
+    }
+
+    private func unreachableGap(_ channel: String, until now: ClockReading, stillDown: Bool) -> EvidenceRecord? {
+        guard let down = unreachable[channel] else { return nil }
+        let lastedMs = now.monoMs - down.since.monoMs
+        // Shorter outages show in the summaries' error counts; a gap record is for one that cost at
+        // least a whole summary interval.
+        guard lastedMs >= summaryIntervalMs else { return nil }
+        let detail = "\(channel) did not answer for \(lastedMs / 1000) s (\(down.failures) failed polls, last error \(down.lastError))"
+            + (stillDown ? "; still unreachable when the agent stopped" : "")
+        logger.warning("gap recorded: \(detail)")
+        return .gap(
+            GapRecord(
+                stamp: stamp(), reason: .sensorUnreachable, channel: channel, fromBoot: down.since.bootCount, fromMonoMs: down.since.monoMs,
+                fromWallMs: down.since.wallMs, toMonoMs: now.monoMs, toWallMs: now.wallMs, missing: down.failures, detail: detail))
     }
 
     private func store(_ records: [EvidenceRecord]) {
@@ -90,7 +154,8 @@ public actor EvidencePipeline {
         var stamp = stamp()
         stamp.monoMs = s.start.monoMs
         stamp.wallMs = s.start.wallMs
-        stamp.timeQuality = s.start.quality
+        // The interval's readings are its span: a step detected by the reading that closes it is not in it.
+        stamp.timeQuality = quality(s.start.quality, spanningFrom: s.start.monoMs, to: s.start.monoMs + s.intervalMs - 1)
         let mean = s.mean.map { Self.format($0, s.scaleExponent, s.unit) } ?? "—"
         logger.info("\(s.channel): \(s.count) readings in \(s.intervalMs / 1000) s, mean \(mean)\(s.errors > 0 ? ", \(s.errors) failed polls (\(s.lastError ?? ""))" : "")")
         return .summary(
@@ -101,6 +166,12 @@ public actor EvidencePipeline {
 
     private func eventRecord(_ output: StoppageDetector.Output, rule: StoppageDetector.Rule) -> EvidenceRecord {
         let params: [String: JSONValue] = ["below": .int(rule.threshold), "min_duration_ms": .int(rule.minDurationMs), "window_samples": .int(Int64(rule.windowSamples))]
+        let baseline: JSONValue = ["threshold": .int(rule.threshold)]
+        func stamp(since startMonoMs: Int64) -> RecordStamp {
+            var s = self.stamp()
+            s.timeQuality = quality(s.timeQuality, spanningFrom: startMonoMs)
+            return s
+        }
         let threshold = Self.format(rule.threshold, rule.scaleExponent, rule.unit)
         switch output {
         case .started(let start, let duration, let lowest, let window):
@@ -108,26 +179,30 @@ public actor EvidencePipeline {
             logger.notice("STOPPAGE detected by rule \(rule.id): \(text)")
             return .event(
                 EventRecord(
-                    stamp: stamp(), eventId: Self.eventID(rule, start), phase: .start, rule: rule.id, ruleVersion: rule.version, channel: rule.channel,
+                    stamp: stamp(since: start.monoMs), eventId: Self.eventID(rule, start), phase: .start, rule: rule.id, ruleVersion: rule.version, channel: rule.channel,
                     severity: rule.severity, startMonoMs: start.monoMs, startWallMs: start.wallMs, endMonoMs: nil, endWallMs: nil, durationMs: duration,
-                    unit: rule.unit, scale: rule.scaleExponent, params: params,
+                    unit: rule.unit, scale: rule.scaleExponent, params: params, baseline: baseline,
                     window: window.map { WindowSample(monoMs: $0.monoMs, wallMs: $0.wallMs, value: $0.value) }, explanation: text))
         case .ended(let start, let end, let duration):
             let text = "\(rule.channel) back at or above \(threshold) at \(Self.clockTime(end.wallMs)): production resumed after \(duration / 1000) s stopped"
             logger.notice("STOPPAGE ended (rule \(rule.id)): \(text)")
             return .event(
                 EventRecord(
-                    stamp: stamp(), eventId: Self.eventID(rule, start), phase: .end, rule: rule.id, ruleVersion: rule.version, channel: rule.channel,
+                    stamp: stamp(since: start.monoMs), eventId: Self.eventID(rule, start), phase: .end, rule: rule.id, ruleVersion: rule.version, channel: rule.channel,
                     severity: rule.severity, startMonoMs: start.monoMs, startWallMs: start.wallMs, endMonoMs: end.monoMs, endWallMs: end.wallMs,
-                    durationMs: duration, unit: rule.unit, scale: rule.scaleExponent, params: params, window: [], explanation: text))
+                    durationMs: duration, unit: rule.unit, scale: rule.scaleExponent, params: params, baseline: baseline, window: [], explanation: text))
         }
     }
 
-    private func narrate(_ reading: Reading) {
+    /// Logs what a technician should see, and returns a gap record when an outage of a channel ends.
+    private func narrate(_ reading: Reading) -> EvidenceRecord? {
+        var gap: EvidenceRecord?
         switch reading.quality {
         case .ok:
             if let failures = failingSince.removeValue(forKey: reading.channel) {
                 logger.notice("\(reading.channel) readable again after \(failures) failed poll(s)")
+                gap = unreachableGap(reading.channel, until: reading.time, stillDown: false)
+                unreachable[reading.channel] = nil
             }
             if seen.insert(reading.channel).inserted, let v = reading.value {
                 logger.info("first reading from \(reading.channel): \(Self.format(v, reading.scaleExponent, reading.unit)) (raw registers \(reading.rawWords.map { String(format: "0x%04X", $0) }.joined(separator: " ")))")
@@ -136,7 +211,10 @@ public actor EvidencePipeline {
             let failures = (failingSince[reading.channel] ?? 0) + 1
             failingSince[reading.channel] = failures
             if failures == 1 { logger.warning("\(reading.channel) unreadable (\(code)): \(message)") }
+            let since = unreachable[reading.channel]?.since ?? reading.time
+            unreachable[reading.channel] = (since, Int64(failures), code)
         }
+        return gap
     }
 
     static func eventID(_ rule: StoppageDetector.Rule, _ start: StoppageDetector.Sample) -> String {

@@ -1,7 +1,9 @@
 import Logging
 import ServiceLifecycle
 import VouchCore
+import VouchEvidence
 import VouchModbus
+import VouchStore
 
 /// Polls one Modbus device until graceful shutdown, feeding the pipeline.
 struct ModbusAcquisitionService: Service {
@@ -25,5 +27,24 @@ struct PipelineService: Service {
     func run() async throws {
         try? await gracefulShutdown()
         await pipeline.flush()
+    }
+}
+
+/// Records a heartbeat every interval, so the bank can tell a quiet site from a silenced one.
+struct HeartbeatService: Service {
+    let pipeline: EvidencePipeline
+    let outbox: Outbox
+    let intervalMs: Int64
+    let startedMonoMs: Int64
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do { try await Task.sleep(for: .milliseconds(intervalMs)) } catch { return }
+                let stamp = await pipeline.stampNow()
+                let backlog = (try? outbox.status().undeliveredBatches) ?? -1
+                await pipeline.record([.heartbeat(Heartbeat(stamp: stamp, intervalMs: intervalMs, uptimeMs: stamp.monoMs - startedMonoMs, backlog: backlog))])
+            }
+        }
     }
 }

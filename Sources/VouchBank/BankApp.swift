@@ -26,15 +26,14 @@ public func buildBankRouter(ingest: BankIngest, settings: BankServerSettings) ->
     router.post("/v1/batches") { request, _ -> Response in
         do {
             let contentType = request.headers[.contentType]?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-            guard contentType == "application/jose" else {
-                throw BankError(BankError.contentType, status: 415, "upload a batch as Content-Type: application/jose (got \(contentType ?? "none"))")
+            guard contentType == BatchFile.mediaType else {
+                throw BankError(BankError.contentType, status: 415, "upload a batch as Content-Type: \(BatchFile.mediaType) (got \(contentType ?? "none"))")
             }
             let body: ByteBuffer
             do { body = try await request.body.collect(upTo: settings.maxBodyBytes) } catch {
                 throw BankError(BankError.tooLarge, status: 413, "batch larger than \(settings.maxBodyBytes) bytes")
             }
-            let token = String(buffer: body).trimmingCharacters(in: .whitespacesAndNewlines)
-            let result = try ingest.ingest(token: token)
+            let result = try ingest.ingest(file: body.readableBytesView)
             return jsonResponse(.ok, ["verdict": .string(result.verdict.rawValue), "bseq": .int(result.bseq), "device": .string(result.device), "receipt": .string(result.receipt)])
         } catch let error as BankError {
             if error.status >= 500 { ingest.logger.error("\(error)") } else { ingest.logger.warning("refused an upload: \(error)") }

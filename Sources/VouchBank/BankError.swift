@@ -30,7 +30,7 @@ public struct BankError: Error, Sendable, Equatable, CustomStringConvertible {
         case .extends, .duplicate:
             return nil
         case .gap(let expected):
-            return BankError(chainGap, status: 409, "batch \(bseq) of \(device) skips ahead: batches \(expected)…\(bseq - 1) are missing")
+            return BankError(chainGap, status: 409, "batch \(bseq) of \(device) skips ahead: batches \(expected)…\(bseq - 1) are missing (deleted, or not sent yet: a device sends in order)")
         case .prevMismatch(let expected):
             return BankError(chainPrev, status: 409, "batch \(bseq) of \(device) does not link to batch \(bseq - 1): prev \(prev.prefix(16))…, expected \(expected.prefix(16))…")
         case .fork(let forked):
@@ -38,15 +38,22 @@ public struct BankError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    static let contentType = "E_CONTENT_TYPE"
-    static let tooLarge = "E_TOO_LARGE"
-    static let unknownDevice = "E_DEVICE_UNKNOWN"
-    static let revokedDevice = "E_DEVICE_REVOKED"
-    static let deviceMismatch = "E_DEVICE_MISMATCH"
-    static let chainGap = "E_CHAIN_GAP"
-    static let chainPrev = "E_CHAIN_PREV"
-    static let chainFork = "E_CHAIN_FORK"
-    static let recordOrder = "E_RSEQ_ORDER"
-    static let enrollment = "E_ENROLLMENT"
-    static let store = "E_STORE"
+    public static let contentType = "E_CONTENT_TYPE"
+    public static let tooLarge = "E_TOO_LARGE"
+    public static let unknownDevice = "E_DEVICE_UNKNOWN"
+    public static let revokedDevice = "E_DEVICE_REVOKED"
+    public static let deviceMismatch = "E_DEVICE_MISMATCH"
+    public static let chainGap = "E_CHAIN_GAP"
+    public static let chainPrev = "E_CHAIN_PREV"
+    public static let chainFork = "E_CHAIN_FORK"
+    public static let chainReorder = "E_CHAIN_REORDER"
+    public static let chainTruncated = "E_CHAIN_TRUNCATED"
+    public static let chainSilent = "E_CHAIN_SILENT"
+    public static let keyRotation = "E_KEY_ROTATION"
+    public static let keyRetired = "E_KEY_RETIRED"
+    public static let notFound = "E_NOT_FOUND"
+    public static let recordOrder = "E_RSEQ_ORDER"
+    public static let recordGap = "E_RSEQ_GAP"
+    public static let enrollment = "E_ENROLLMENT"
+    public static let store = "E_STORE"
 }

@@ -2,11 +2,12 @@ import Foundation
 import Logging
 import VouchEvidence
 
-/// Turns an uploaded token into a stored, receipted batch, or a precise refusal.
+/// Turns an uploaded batch file into a stored, receipted batch, or a precise refusal.
 ///
-/// Order of checks (each refusal names the first one that failed): token shape and `alg` → enrolled
-/// key by `kid` → not revoked → signature → payload format and Merkle root → payload device equals
-/// the key's device → record kinds → chain (inside the store's transaction).
+/// Order of checks (each refusal names the first one that failed): file shape → token shape and
+/// `alg` → enrolled key by `kid` → not revoked → signature → manifest → record count, canonical
+/// records, Merkle root → manifest device equals the key's device → record kinds → key rotation
+/// proofs → key in force at this `bseq` and chain (inside the store's transaction).
 public struct BankIngest: Sendable {
     public let store: any BankStore
     public let bankKey: SigningKey
@@ -18,7 +19,17 @@ public struct BankIngest: Sendable {
         self.logger = logger
     }
 
-    public func ingest(token: String, nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws(BankError) -> IngestResult {
+    public func ingest(file: some Collection<UInt8>, nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws(BankError) -> IngestResult {
+        let entry: BatchFile.Entry
+        do { entry = try BatchFile.decodeOne(file) } catch { throw BankError.from(error) }
+        return try ingest(token: entry.token, records: entry.records, nowMs: nowMs)
+    }
+
+    public func ingest(_ batch: SealedBatch, nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws(BankError) -> IngestResult {
+        try ingest(token: batch.token, records: batch.records, nowMs: nowMs)
+    }
+
+    public func ingest(token: String, records lines: [[UInt8]], nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws(BankError) -> IngestResult {
         let header: [String: JSONValue]
         do { header = try JWS.parse(token).header } catch { throw BankError.from(error) }
         guard let kid = header["kid"]?.stringValue else {
@@ -32,12 +43,13 @@ public struct BankIngest: Sendable {
         }
         let batch: VerifiedBatch
         let records: [EvidenceRecord]
-        do {
-            batch = try VerifiedBatch.verify(token, key: device.key)
-            records = try batch.payload.typedRecords()
-        } catch { throw BankError.from(error) }
+        do { batch = try VerifiedBatch.verify(token: token, records: lines, key: device.key) } catch { throw BankError.from(error) }
         guard batch.payload.device == device.id else {
             throw BankError(BankError.deviceMismatch, status: 401, "payload names device \(batch.payload.device) but is signed with the key of \(device.id)")
+        }
+        do { records = try batch.typedRecords() } catch { throw BankError.from(error) }
+        for case .keyRotation(let rotation) in records {
+            do { try rotation.verifyProof(device: device.id, oldKid: device.kid) } catch { throw BankError.from(error) }
         }
         let key = bankKey
         let result = try store.accept(batch, records: records, device: device, nowMs: nowMs) { receipt in receipt.sign(with: key).token }
@@ -50,6 +62,9 @@ public struct BankIngest: Sendable {
                 if e.phase == .end { line += ", lasted \(e.durationMs / 1000) s" }
             }
             logger.info("\(line)")
+            if let newKid = result.rotatedTo {
+                logger.notice("device \(device.id) rotated its key in batch \(result.bseq): \(device.kid) → \(newKid); later batches must be signed by the new key")
+            }
             if let missing = result.missingRecords {
                 logger.warning("device \(device.id): records \(missing.lowerBound)–\(missing.upperBound) never arrived (deleted or lost before batch \(result.bseq))")
             }

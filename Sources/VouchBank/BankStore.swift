@@ -1,19 +1,35 @@
 import VouchEvidence
 
-/// An enrolled gateway.
+/// An enrolled gateway, seen through one of its keys.
 public struct EnrolledDevice: Sendable, Equatable {
     public var id: String
     public var key: PublicJWK
     public var enrolledAtMs: Int64
     public var revokedAtMs: Int64?
+    /// The batches this key may sign: from `keyFromBseq` (1 for the enrolled key, the batch after the
+    /// rotation for a rotated-in key) through `keyUntilBseq` (the batch holding the rotation that
+    /// retired it; nil while it is the device's current key).
+    public var keyFromBseq: Int64
+    public var keyUntilBseq: Int64?
     public var kid: String { key.thumbprint }
 
-    public init(id: String, key: PublicJWK, enrolledAtMs: Int64, revokedAtMs: Int64? = nil) {
+    public init(id: String, key: PublicJWK, enrolledAtMs: Int64, revokedAtMs: Int64? = nil, keyFromBseq: Int64 = 1, keyUntilBseq: Int64? = nil) {
         self.id = id
         self.key = key
         self.enrolledAtMs = enrolledAtMs
         self.revokedAtMs = revokedAtMs
+        self.keyFromBseq = keyFromBseq
+        self.keyUntilBseq = keyUntilBseq
     }
+}
+
+/// A device that has gone quiet: no batch for longer than twice its declared heartbeat interval.
+public struct Silence: Sendable, Equatable {
+    public var device: String
+    public var lastBatchAtMs: Int64
+    public var lastBseq: Int64
+    public var heartbeatMs: Int64
+    public var silentForMs: Int64
 }
 
 /// What became of an uploaded batch.
@@ -25,6 +41,8 @@ public struct IngestResult: Sendable, Equatable {
     public var receipt: String
     /// rseq ranges missing before this batch's first record (a deleted or lost record shows up here).
     public var missingRecords: ClosedRange<Int64>?
+    /// The device's new key, when this batch carried a key rotation.
+    public var rotatedTo: String?
 }
 
 /// A production stoppage or other finding, as the bank knows it.
@@ -43,15 +61,25 @@ public struct StoredEvent: Sendable, Equatable {
 }
 
 /// Something the bank saw that a credit officer must know about: a fork (the device signed two
-/// histories; `evidence` holds the second signed batch) or records that never arrived.
+/// histories; `evidence` holds the second signed batch), records that never arrived, or a device gone
+/// silent.
 public struct Incident: Sendable, Equatable {
     public var device: String
-    /// "fork" | "record-gap"
+    /// "fork" | "record-gap" | "silence"
     public var kind: String
     public var bseq: Int64
     public var detail: String
     public var evidence: String?
     public var atMs: Int64
+
+    /// The stable code of the anomaly.
+    public var code: String {
+        switch kind {
+        case "fork": BankError.chainFork
+        case "silence": BankError.chainSilent
+        default: BankError.recordGap
+        }
+    }
 }
 
 public struct StoredBatch: Sendable, Equatable {
@@ -59,7 +87,12 @@ public struct StoredBatch: Sendable, Equatable {
     public var bseq: Int64
     public var hash: String
     public var token: String
+    /// The record lines, exactly as received.
+    public var records: [[UInt8]]
     public var receivedAtMs: Int64
+    public var receipt: String
+    /// The batch file, as the device sent it.
+    public var file: [UInt8] { BatchFile.encode(token: token, records: records) }
 }
 
 /// The bank's storage. Implementations must apply ``ChainRule`` and store a batch inside one
@@ -73,5 +106,11 @@ public protocol BankStore: Sendable {
     func accept(_ batch: VerifiedBatch, records: [EvidenceRecord], device: EnrolledDevice, nowMs: Int64, signReceipt: (Receipt) -> String) throws(BankError) -> IngestResult
     func events(device: String?) throws(BankError) -> [StoredEvent]
     func batches(device: String) throws(BankError) -> [StoredBatch]
-    func incidents(device: String?) throws(BankError) -> [Incident]
+    /// Stored incidents, then devices silent at `nowMs` (as kind "silence").
+    func incidents(device: String?, nowMs: Int64) throws(BankError) -> [Incident]
+    func silentDevices(nowMs: Int64) throws(BankError) -> [Silence]
+    /// The proof that record `rseq` of `device` is in a batch the device signed.
+    func inclusionProof(device: String, rseq: Int64) throws(BankError) -> InclusionProof
+    /// Every key the device has had, oldest first.
+    func keys(device: String) throws(BankError) -> [EnrolledDevice]
 }

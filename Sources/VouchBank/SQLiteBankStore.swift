@@ -35,24 +35,42 @@ public final class SQLiteBankStore: BankStore {
             if let other = try String.fetchOne(db, sql: "SELECT id FROM device WHERE kid = ?", arguments: [device.kid]) {
                 throw BankError(BankError.enrollment, status: 409, "this key is already enrolled for device \(other)")
             }
+            if let other = try String.fetchOne(db, sql: "SELECT device FROM device_key WHERE kid = ?", arguments: [device.kid]) {
+                throw BankError(BankError.enrollment, status: 409, "this key was rotated in for device \(other); it cannot be enrolled again")
+            }
             try db.execute(
                 sql: "INSERT INTO device(id, kid, jwk, enrolled_at_ms) VALUES(?, ?, ?, ?)",
                 arguments: [device.id, device.kid, CanonicalJSON.string(device.key.json), device.enrolledAtMs])
+            try db.execute(
+                sql: "INSERT INTO device_key(kid, device, jwk, from_bseq, until_bseq) VALUES(?, ?, ?, 1, NULL)",
+                arguments: [device.kid, device.id, CanonicalJSON.string(device.key.json)])
         }
     }
 
+    static let deviceKeyColumns = """
+        SELECT d.id, d.enrolled_at_ms, d.revoked_at_ms, k.jwk, k.from_bseq, k.until_bseq
+        FROM device_key k JOIN device d ON d.id = k.device
+        """
+
     public func device(kid: String) throws(BankError) -> EnrolledDevice? {
-        try read { db in try Row.fetchOne(db, sql: "SELECT * FROM device WHERE kid = ?", arguments: [kid]).map(Self.device) }
+        try read { db in try Row.fetchOne(db, sql: Self.deviceKeyColumns + " WHERE k.kid = ?", arguments: [kid]).map(Self.device) }
     }
 
+    /// Each device through its current key.
     public func devices() throws(BankError) -> [EnrolledDevice] {
-        try read { db in try Row.fetchAll(db, sql: "SELECT * FROM device ORDER BY id").map(Self.device) }
+        try read { db in try Row.fetchAll(db, sql: Self.deviceKeyColumns + " WHERE k.until_bseq IS NULL ORDER BY d.id").map(Self.device) }
+    }
+
+    public func keys(device: String) throws(BankError) -> [EnrolledDevice] {
+        try read { db in try Row.fetchAll(db, sql: Self.deviceKeyColumns + " WHERE k.device = ? ORDER BY k.from_bseq", arguments: [device]).map(Self.device) }
     }
 
     static func device(_ row: Row) throws -> EnrolledDevice {
         let jwkText: String = row["jwk"]
         let key = try PublicJWK(json: try CanonicalJSON.decode(Array(jwkText.utf8)))
-        return EnrolledDevice(id: row["id"], key: key, enrolledAtMs: row["enrolled_at_ms"], revokedAtMs: row["revoked_at_ms"])
+        return EnrolledDevice(
+            id: row["id"], key: key, enrolledAtMs: row["enrolled_at_ms"], revokedAtMs: row["revoked_at_ms"], keyFromBseq: row["from_bseq"],
+            keyUntilBseq: row["until_bseq"])
     }
 
     public func accept(_ batch: VerifiedBatch, records: [EvidenceRecord], device: EnrolledDevice, nowMs: Int64, signReceipt: (Receipt) -> String) throws(BankError) -> IngestResult {
@@ -64,6 +82,18 @@ public final class SQLiteBankStore: BankStore {
                 .map { ChainHead(bseq: $0["bseq"], signingInputHash: $0["hash"]) }
             let acceptedHash = try String.fetchOne(db, sql: "SELECT hash FROM batch WHERE device = ? AND bseq = ?", arguments: [device.id, p.bseq])
             let verdict = ChainRule.classify(bseq: p.bseq, prev: p.prev, signingInputHash: batch.signingInputHash, head: head, acceptedHash: acceptedHash)
+            // The signing key must be the one in force at this bseq (re-read here: a rotation may have
+            // committed since the caller looked the key up).
+            if let row = try Row.fetchOne(db, sql: "SELECT from_bseq, until_bseq FROM device_key WHERE kid = ?", arguments: [device.kid]) {
+                let from: Int64 = row["from_bseq"]
+                let until: Int64? = row["until_bseq"]
+                if let until, p.bseq > until {
+                    throw BankError(BankError.keyRetired, status: 401, "batch \(p.bseq) of \(device.id) is signed by key \(device.kid), which the device retired in batch \(until)")
+                }
+                if p.bseq < from {
+                    throw BankError(BankError.keyRetired, status: 401, "batch \(p.bseq) of \(device.id) is signed by key \(device.kid), which is in force only from batch \(from)")
+                }
+            }
             if verdict == .duplicate {
                 let receipt = try String.fetchOne(db, sql: "SELECT receipt FROM batch WHERE device = ? AND bseq = ?", arguments: [device.id, p.bseq]) ?? ""
                 return .success(IngestResult(verdict: .duplicate, device: device.id, bseq: p.bseq, receipt: receipt))
@@ -73,7 +103,7 @@ public final class SQLiteBankStore: BankStore {
                 // Keep the second signed history itself: with the accepted batch it is the proof.
                 try db.execute(
                     sql: "INSERT INTO incident(device, kind, bseq, detail, evidence, at_ms) VALUES(?, 'fork', ?, ?, ?, ?)",
-                    arguments: [device.id, bseq, batch.signingInputHash, batch.token, nowMs])
+                    arguments: [device.id, bseq, batch.signingInputHash, String(decoding: BatchFile.encode(token: batch.token, records: batch.recordBytes), as: UTF8.self), nowMs])
                 return .failure(refusal)
             }
             // Records: strictly increasing rseq, after everything already held.
@@ -92,18 +122,50 @@ public final class SQLiteBankStore: BankStore {
                     sql: "INSERT INTO incident(device, kind, bseq, detail, at_ms) VALUES(?, 'record-gap', ?, ?, ?)",
                     arguments: [device.id, p.bseq, "rseq \(lastRseq + 1)-\(first - 1) missing", nowMs])
             }
-            let logSize = (head?.bseq ?? 0) + 1
-            let receipt = signReceipt(Receipt(device: device.id, bseq: p.bseq, batch: batch.signingInputHash, deviceLogSize: logSize, acceptedWallMs: nowMs))
+            // A key rotation: the signing key's range ends here, the new key's starts with the next batch.
+            var rotatedTo: String?
+            for case .keyRotation(let rotation) in records {
+                let newKid = rotation.newKey.thumbprint
+                if let holder = try String.fetchOne(db, sql: "SELECT device FROM device_key WHERE kid = ?", arguments: [newKid]) {
+                    throw BankError(BankError.keyRotation, status: 409, "batch \(p.bseq) of \(device.id) rotates to key \(newKid), which \(holder == device.id ? "this device already had" : "belongs to device \(holder)")")
+                }
+                guard rotatedTo == nil else {
+                    throw BankError(BankError.keyRotation, status: 400, "batch \(p.bseq) of \(device.id) holds two key rotations; one batch may rotate once")
+                }
+                try db.execute(sql: "UPDATE device_key SET until_bseq = ? WHERE kid = ?", arguments: [p.bseq, device.kid])
+                try db.execute(
+                    sql: "INSERT INTO device_key(kid, device, jwk, from_bseq, until_bseq) VALUES(?, ?, ?, ?, NULL)",
+                    arguments: [newKid, device.id, CanonicalJSON.string(rotation.newKey.json), p.bseq + 1])
+                rotatedTo = newKid
+            }
+            // The bank's own log: every accepted batch, in acceptance order.
+            var log = try Self.loadLog(db)
+            let logIndex = log.append(leaf: Hex.decode(batch.signingInputHash) ?? [])
+            try Self.saveLog(db, log)
+            let deviceLogSize = (head?.bseq ?? 0) + 1
+            let receipt = signReceipt(
+                Receipt(
+                    device: device.id, bseq: p.bseq, batch: batch.signingInputHash, deviceLogSize: deviceLogSize, logIndex: logIndex,
+                    logSize: log.size, logRoot: Hex.encode(log.root), acceptedWallMs: nowMs))
             try db.execute(
-                sql: "INSERT INTO batch(device, bseq, hash, prev, token, record_count, received_at_ms, receipt) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
-                arguments: [device.id, p.bseq, batch.signingInputHash, p.prev, batch.token, records.count, nowMs, receipt])
-            for (record, json) in zip(records, p.records) {
+                sql: "INSERT INTO batch(device, bseq, hash, prev, token, record_count, received_at_ms, receipt, log_idx) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                arguments: [device.id, p.bseq, batch.signingInputHash, p.prev, batch.token, records.count, nowMs, receipt, logIndex])
+            var heartbeatMs: Int64?
+            for (record, line) in zip(records, batch.recordBytes) {
                 try db.execute(
                     sql: "INSERT INTO record(device, rseq, bseq, kind, body) VALUES(?, ?, ?, ?, ?)",
-                    arguments: [device.id, record.stamp.rseq, p.bseq, record.kind, CanonicalJSON.string(json)])
+                    arguments: [device.id, record.stamp.rseq, p.bseq, record.kind, String(decoding: line, as: UTF8.self)])
                 if case .event(let e) = record { try Self.store(e, device: device.id, bseq: p.bseq, db: db) }
+                if case .heartbeat(let h) = record { heartbeatMs = h.intervalMs }
             }
-            return .success(IngestResult(verdict: .accepted, device: device.id, bseq: p.bseq, receipt: receipt, missingRecords: missing))
+            try db.execute(
+                sql: """
+                    INSERT INTO device_state(device, last_batch_at_ms, last_bseq, heartbeat_ms) VALUES(?, ?, ?, ?)
+                    ON CONFLICT(device) DO UPDATE SET last_batch_at_ms = excluded.last_batch_at_ms, last_bseq = excluded.last_bseq,
+                        heartbeat_ms = COALESCE(excluded.heartbeat_ms, device_state.heartbeat_ms)
+                    """,
+                arguments: [device.id, nowMs, p.bseq, heartbeatMs])
+            return .success(IngestResult(verdict: .accepted, device: device.id, bseq: p.bseq, receipt: receipt, missingRecords: missing, rotatedTo: rotatedTo))
         }
         return try outcome.get()
     }
@@ -149,14 +211,21 @@ public final class SQLiteBankStore: BankStore {
 
     public func batches(device: String) throws(BankError) -> [StoredBatch] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT device, bseq, hash, token, received_at_ms FROM batch WHERE device = ? ORDER BY bseq", arguments: [device]).map {
-                StoredBatch(device: $0["device"], bseq: $0["bseq"], hash: $0["hash"], token: $0["token"], receivedAtMs: $0["received_at_ms"])
+            try Row.fetchAll(db, sql: "SELECT device, bseq, hash, token, received_at_ms, receipt FROM batch WHERE device = ? ORDER BY bseq", arguments: [device]).map {
+                let bseq: Int64 = $0["bseq"]
+                return StoredBatch(
+                    device: $0["device"], bseq: bseq, hash: $0["hash"], token: $0["token"], records: try Self.recordLines(db, device: device, bseq: bseq),
+                    receivedAtMs: $0["received_at_ms"], receipt: $0["receipt"])
             }
         }
     }
 
-    public func incidents(device: String?) throws(BankError) -> [Incident] {
-        try read { db in
+    static func recordLines(_ db: Database, device: String, bseq: Int64) throws -> [[UInt8]] {
+        try String.fetchAll(db, sql: "SELECT body FROM record WHERE device = ? AND bseq = ? ORDER BY rseq", arguments: [device, bseq]).map { Array($0.utf8) }
+    }
+
+    public func incidents(device: String?, nowMs: Int64) throws(BankError) -> [Incident] {
+        let stored = try read { db in
             let rows =
                 if let device {
                     try Row.fetchAll(db, sql: "SELECT * FROM incident WHERE device = ? ORDER BY id", arguments: [device])
@@ -167,6 +236,62 @@ public final class SQLiteBankStore: BankStore {
                 Incident(device: $0["device"], kind: $0["kind"], bseq: $0["bseq"], detail: $0["detail"], evidence: $0["evidence"], atMs: $0["at_ms"])
             }
         }
+        let silent = try silentDevices(nowMs: nowMs).filter { device == nil || $0.device == device }.map {
+            Incident(
+                device: $0.device, kind: "silence", bseq: $0.lastBseq,
+                detail: "no batch for \($0.silentForMs / 1000) s after batch \($0.lastBseq); the device declared a heartbeat every \($0.heartbeatMs / 1000) s",
+                evidence: nil, atMs: nowMs)
+        }
+        return stored + silent
+    }
+
+    public func silentDevices(nowMs: Int64) throws(BankError) -> [Silence] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM device_state WHERE heartbeat_ms IS NOT NULL AND ? - last_batch_at_ms > 2 * heartbeat_ms ORDER BY device", arguments: [nowMs]).map {
+                let last: Int64 = $0["last_batch_at_ms"]
+                return Silence(device: $0["device"], lastBatchAtMs: last, lastBseq: $0["last_bseq"], heartbeatMs: $0["heartbeat_ms"], silentForMs: nowMs - last)
+            }
+        }
+    }
+
+    public func inclusionProof(device: String, rseq: Int64) throws(BankError) -> InclusionProof {
+        let found = try read { db -> (token: String, lines: [[UInt8]], index: Int, receipt: String, kid: String)? in
+            guard let bseq = try Int64.fetchOne(db, sql: "SELECT bseq FROM record WHERE device = ? AND rseq = ?", arguments: [device, rseq]),
+                let row = try Row.fetchOne(db, sql: "SELECT token, receipt FROM batch WHERE device = ? AND bseq = ?", arguments: [device, bseq])
+            else { return nil }
+            let index = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM record WHERE device = ? AND bseq = ? AND rseq < ?", arguments: [device, bseq, rseq]) ?? 0
+            let token: String = row["token"]
+            let kid = (try? JWS.parse(token).header["kid"]?.stringValue) ?? nil
+            return (token, try Self.recordLines(db, device: device, bseq: bseq), index, row["receipt"], kid ?? "")
+        }
+        guard let found else { throw BankError(BankError.notFound, status: 404, "the bank holds no record \(rseq) of device \(device)") }
+        guard let key = try self.device(kid: found.kid)?.key else {
+            throw BankError(BankError.store, status: 500, "batch of record \(rseq) is signed by key \(found.kid), which the bank does not hold")
+        }
+        return InclusionProof(
+            batch: found.token, index: found.index, record: found.lines[found.index], path: Merkle.auditPath(index: found.index, leaves: found.lines),
+            deviceKey: key, receipt: found.receipt)
+    }
+
+    /// The bank's log size and root now.
+    public func logHead() throws(BankError) -> (size: Int64, root: String) {
+        try read { db in
+            let log = try Self.loadLog(db)
+            return (log.size, Hex.encode(log.root))
+        }
+    }
+
+    static func loadLog(_ db: Database) throws -> MerkleLog {
+        guard let row = try Row.fetchOne(db, sql: "SELECT size, frontier FROM bank_log WHERE id = 1") else { return MerkleLog() }
+        let text: String = row["frontier"]
+        let frontier = text.isEmpty ? [] : text.split(separator: ",").map { Hex.decode(String($0)) ?? [] }
+        return try MerkleLog(size: row["size"], frontier: frontier)
+    }
+
+    static func saveLog(_ db: Database, _ log: MerkleLog) throws {
+        try db.execute(
+            sql: "INSERT INTO bank_log(id, size, frontier) VALUES(1, ?, ?) ON CONFLICT(id) DO UPDATE SET size = excluded.size, frontier = excluded.frontier",
+            arguments: [log.size, log.frontier.map(Hex.encode).joined(separator: ",")])
     }
 
     /// Number of stored records of a device (for tests and `verify`).
@@ -242,6 +367,26 @@ enum BankSchema {
                     detail TEXT NOT NULL,
                     evidence TEXT,
                     at_ms INTEGER NOT NULL
+                ) STRICT;
+                """)
+        }
+        m.registerMigration("v2: key history, bank log, heartbeat state") { db in
+            try db.execute(sql: """
+                CREATE TABLE device_key (
+                    kid TEXT PRIMARY KEY NOT NULL,
+                    device TEXT NOT NULL REFERENCES device(id),
+                    jwk TEXT NOT NULL,
+                    from_bseq INTEGER NOT NULL,
+                    until_bseq INTEGER
+                ) STRICT;
+                INSERT INTO device_key(kid, device, jwk, from_bseq, until_bseq) SELECT kid, id, jwk, 1, NULL FROM device;
+                CREATE TABLE bank_log (id INTEGER PRIMARY KEY CHECK (id = 1), size INTEGER NOT NULL, frontier TEXT NOT NULL) STRICT;
+                ALTER TABLE batch ADD COLUMN log_idx INTEGER;
+                CREATE TABLE device_state (
+                    device TEXT PRIMARY KEY NOT NULL REFERENCES device(id),
+                    last_batch_at_ms INTEGER NOT NULL,
+                    last_bseq INTEGER NOT NULL,
+                    heartbeat_ms INTEGER
                 ) STRICT;
                 """)
         }

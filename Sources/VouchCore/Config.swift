@@ -12,6 +12,8 @@ public struct AgentConfig: Sendable, Equatable {
     public var stoppageRules: [StoppageRuleSettings]
     /// SHA-256 (hex) of the config file's bytes, as recorded in evidence.
     public var sourceHash: String
+    /// The file it was read from.
+    public var sourceFile: String = ""
 
     /// All channels, in config order.
     public var channels: [ModbusChannelSettings] { modbusDevices.flatMap(\.channels) }
@@ -51,11 +53,15 @@ public struct EvidenceSettings: Sendable, Equatable {
     /// How often outstanding records are sealed into a batch and sent.
     public var batchInterval: Duration
     public var maxBatchRecords: Int
+    /// How often the agent records a heartbeat; the bank reports the device silent after twice this
+    /// without a batch.
+    public var heartbeatInterval: Duration
 
-    public init(summaryInterval: Duration, batchInterval: Duration, maxBatchRecords: Int) {
+    public init(summaryInterval: Duration, batchInterval: Duration, maxBatchRecords: Int, heartbeatInterval: Duration = .seconds(300)) {
         self.summaryInterval = summaryInterval
         self.batchInterval = batchInterval
         self.maxBatchRecords = maxBatchRecords
+        self.heartbeatInterval = heartbeatInterval
     }
 }
 

@@ -329,11 +329,16 @@ struct ConfigDecoder {
         }
 
         var evidence: EvidenceSettings? = EvidenceSettings(summaryInterval: .seconds(60), batchInterval: .seconds(60), maxBatchRecords: 500)
-        if root["evidence"] != nil, let s = section(root, "evidence", name: "evidence", known: ["summary_interval", "batch_interval", "max_batch_records"], at: start) {
+        if root["evidence"] != nil, let s = section(root, "evidence", name: "evidence", known: ["summary_interval", "batch_interval", "max_batch_records", "heartbeat_interval"], at: start) {
             let si = duration(s, "summary_interval", min: .seconds(1), default: .seconds(60))
             let bi = duration(s, "batch_interval", min: .seconds(1), default: .seconds(60))
             let mr = integer(s, "max_batch_records", range: 1...10_000, default: 500)
-            if let si, let bi, let mr { evidence = EvidenceSettings(summaryInterval: si, batchInterval: bi, maxBatchRecords: mr) } else { evidence = nil }
+            let hb = duration(s, "heartbeat_interval", min: .seconds(10), default: .seconds(300))
+            if let si, let bi, let mr, let hb {
+                evidence = EvidenceSettings(summaryInterval: si, batchInterval: bi, maxBatchRecords: mr, heartbeatInterval: hb)
+            } else {
+                evidence = nil
+            }
         }
 
         var devices: [ModbusDeviceSettings] = []
@@ -373,7 +378,7 @@ struct ConfigDecoder {
         }
 
         guard let device, let bank, let shift, let evidence else { return nil }
-        return AgentConfig(device: device, bank: bank, shift: shift, evidence: evidence, modbusDevices: devices, stoppageRules: rules, sourceHash: sourceHash)
+        return AgentConfig(device: device, bank: bank, shift: shift, evidence: evidence, modbusDevices: devices, stoppageRules: rules, sourceHash: sourceHash, sourceFile: file)
     }
 
     mutating func decodeModbusDevice(_ d: Section, channelIDs: inout [String: SourcePosition]) -> ModbusDeviceSettings? {

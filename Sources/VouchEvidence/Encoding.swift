@@ -68,3 +68,20 @@ public enum Digest256 {
     /// `prev` of batch 1: there is no previous batch.
     public static let zeroHex = String(repeating: "0", count: 64)
 }
+
+extension Digest256 {
+    /// SHA-256 (hex) of a file, read in 1 MiB chunks so a large binary never sits in memory whole.
+    public static func sha256Hex(fileAt path: String) -> String? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        var hasher = SHA256()
+        while true {
+            let chunk: Data?
+            do { chunk = try handle.read(upToCount: 1 << 20) } catch { return nil }
+            // nil or empty: end of file.
+            guard let chunk, !chunk.isEmpty else { break }
+            hasher.update(data: chunk)
+        }
+        return Hex.encode(hasher.finalize())
+    }
+}

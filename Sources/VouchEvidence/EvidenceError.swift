@@ -11,6 +11,16 @@ public struct EvidenceError: Error, Sendable, Equatable, CustomStringConvertible
         case merkleMismatch = "E_MERKLE_ROOT"
         case malformedKey = "E_KEY_MALFORMED"
         case malformedRecord = "E_RECORD_MALFORMED"
+        /// The batch file is not `token LF (record LF)*`, or its record count differs from the manifest's `n`.
+        case malformedBatch = "E_BATCH_MALFORMED"
+        /// A record line is not in canonical form: its hash would depend on how it was re-encoded.
+        case nonCanonicalRecord = "E_RECORD_NOT_CANONICAL"
+        /// A key rotation record whose proof is not signed by the new key, or names other keys.
+        case keyRotation = "E_KEY_ROTATION"
+        /// An inclusion proof that does not lead to the signed root.
+        case inclusionProof = "E_PROOF_INVALID"
+        /// A receipt that does not name the batch it answers.
+        case receiptMismatch = "E_RECEIPT_MISMATCH"
     }
 
     public let code: Code

@@ -59,6 +59,16 @@ public struct SigningKey: Sendable {
 
     public static func generate() -> SigningKey { SigningKey(P256.Signing.PrivateKey()) }
 
+    /// A key from its 32-byte scalar (big-endian): for test vectors and key import.
+    public init(scalar: [UInt8]) throws(EvidenceError) {
+        do { self.init(try P256.Signing.PrivateKey(rawRepresentation: scalar)) } catch {
+            throw EvidenceError(.malformedKey, "not a P-256 private scalar (32 bytes, 1 ≤ d < n)")
+        }
+    }
+
+    /// The scalar, base64url: the JWK `d` member. Only test vectors print it.
+    public var jwkD: String { Base64URL.encode(scalar) }
+
     public init(pem: String) throws(EvidenceError) {
         do { self.init(try P256.Signing.PrivateKey(pemRepresentation: pem)) } catch {
             throw EvidenceError(.malformedKey, "not a PEM-encoded P-256 private key (\(error))")

@@ -5,6 +5,9 @@ public enum TimeQuality: String, Sendable, Equatable, CaseIterable {
     case synchronized = "sync"
     /// Nobody has set the clock since boot, or synchronisation was lost.
     case unsynchronized = "unsync"
+    /// The wall clock was stepped (set) while the record's span ran: its wall times before and after
+    /// the step are not comparable. The step itself is a ``ClockStep`` record.
+    case stepped = "step"
 }
 
 /// When and where in the device's life a record was made.
@@ -101,6 +104,9 @@ public struct EventRecord: Sendable, Equatable {
     public var scale: Int64
     /// Rule parameters as configured, integer-scaled like the channel.
     public var params: [String: JSONValue]
+    /// What the rule compared the readings against (a fixed threshold, a learned profile…), integer-scaled
+    /// like the channel; null when the rule has no baseline beyond its parameters.
+    public var baseline: JSONValue
     /// Samples around the start of the event (before and after).
     public var window: [WindowSample]
     /// One line a credit officer can read.
@@ -109,8 +115,8 @@ public struct EventRecord: Sendable, Equatable {
     public init(
         stamp: RecordStamp, eventId: String, phase: Phase, rule: String, ruleVersion: Int64, channel: String,
         severity: String, startMonoMs: Int64, startWallMs: Int64, endMonoMs: Int64?, endWallMs: Int64?,
-        durationMs: Int64, unit: String, scale: Int64, params: [String: JSONValue], window: [WindowSample],
-        explanation: String
+        durationMs: Int64, unit: String, scale: Int64, params: [String: JSONValue], baseline: JSONValue = .null,
+        window: [WindowSample], explanation: String
     ) {
         self.stamp = stamp
         self.eventId = eventId
@@ -127,21 +133,58 @@ public struct EventRecord: Sendable, Equatable {
         self.unit = unit
         self.scale = scale
         self.params = params
+        self.baseline = baseline
         self.window = window
         self.explanation = explanation
     }
 }
 
 /// The record kinds of evidence format v1, each serialised as a positional JSON array whose first
-/// element names the kind. See the README's evidence section for the field order.
+/// element names the kind and whose next five are the ``RecordStamp``. The spec (EvidenceFormat.md)
+/// lists every field of every kind.
 public enum EvidenceRecord: Sendable, Equatable {
     case summary(ReadingSummary)
     case event(EventRecord)
+    case heartbeat(Heartbeat)
+    case gap(GapRecord)
+    case configChange(ConfigChange)
+    case action(TechnicianAction)
+    case attestation(Attestation)
+    case keyRotation(KeyRotation)
+    case clockStep(ClockStep)
+    case raw(RawSamples)
+
+    /// Every kind name v1 defines, in the spec's order.
+    public static let kinds = ["sum", "evt", "hb", "gap", "cfg", "act", "att", "key", "clk", "raw"]
 
     public var stamp: RecordStamp {
-        switch self {
-        case .summary(let s): s.stamp
-        case .event(let e): e.stamp
+        get {
+            switch self {
+            case .summary(let r): r.stamp
+            case .event(let r): r.stamp
+            case .heartbeat(let r): r.stamp
+            case .gap(let r): r.stamp
+            case .configChange(let r): r.stamp
+            case .action(let r): r.stamp
+            case .attestation(let r): r.stamp
+            case .keyRotation(let r): r.stamp
+            case .clockStep(let r): r.stamp
+            case .raw(let r): r.stamp
+            }
+        }
+        set {
+            switch self {
+            case .summary(var r): r.stamp = newValue; self = .summary(r)
+            case .event(var r): r.stamp = newValue; self = .event(r)
+            case .heartbeat(var r): r.stamp = newValue; self = .heartbeat(r)
+            case .gap(var r): r.stamp = newValue; self = .gap(r)
+            case .configChange(var r): r.stamp = newValue; self = .configChange(r)
+            case .action(var r): r.stamp = newValue; self = .action(r)
+            case .attestation(var r): r.stamp = newValue; self = .attestation(r)
+            case .keyRotation(var r): r.stamp = newValue; self = .keyRotation(r)
+            case .clockStep(var r): r.stamp = newValue; self = .clockStep(r)
+            case .raw(var r): r.stamp = newValue; self = .raw(r)
+            }
         }
     }
 
@@ -149,30 +192,65 @@ public enum EvidenceRecord: Sendable, Equatable {
         switch self {
         case .summary: "sum"
         case .event: "evt"
+        case .heartbeat: "hb"
+        case .gap: "gap"
+        case .configChange: "cfg"
+        case .action: "act"
+        case .attestation: "att"
+        case .keyRotation: "key"
+        case .clockStep: "clk"
+        case .raw: "raw"
+        }
+    }
+
+    /// Whether a disk budget may ever drop or coarsen it: only readings may go; findings and the
+    /// records about the device itself never do.
+    public var isReading: Bool {
+        switch self {
+        case .summary, .raw: true
+        default: false
         }
     }
 
     public var json: JSONValue {
         let s = stamp
         let head: [JSONValue] = [.string(kind), .int(s.rseq), .int(s.boot), .int(s.monoMs), .int(s.wallMs), .string(s.timeQuality.rawValue)]
+        let body: [JSONValue]
         switch self {
         case .summary(let r):
-            return .array(
-                head + [
-                    .string(r.channel), .int(r.intervalMs), .string(r.unit), .int(r.scale), .int(r.count), .int(r.errors),
-                    .optionalInt(r.min), .optionalInt(r.max), .optionalInt(r.mean), .optionalInt(r.last),
-                    r.lastError.map(JSONValue.string) ?? .null,
-                ])
+            body = [
+                .string(r.channel), .int(r.intervalMs), .string(r.unit), .int(r.scale), .int(r.count), .int(r.errors),
+                .optionalInt(r.min), .optionalInt(r.max), .optionalInt(r.mean), .optionalInt(r.last), .optionalString(r.lastError),
+            ]
         case .event(let e):
-            return .array(
-                head + [
-                    .string(e.eventId), .string(e.phase.rawValue), .string(e.rule), .int(e.ruleVersion), .string(e.channel),
-                    .string(e.severity), .int(e.startMonoMs), .int(e.startWallMs), .optionalInt(e.endMonoMs),
-                    .optionalInt(e.endWallMs), .int(e.durationMs), .string(e.unit), .int(e.scale), .object(e.params),
-                    .array(e.window.map { [.int($0.monoMs), .int($0.wallMs), .optionalInt($0.value)] }),
-                    .string(e.explanation),
-                ])
+            body = [
+                .string(e.eventId), .string(e.phase.rawValue), .string(e.rule), .int(e.ruleVersion), .string(e.channel),
+                .string(e.severity), .int(e.startMonoMs), .int(e.startWallMs), .optionalInt(e.endMonoMs),
+                .optionalInt(e.endWallMs), .int(e.durationMs), .string(e.unit), .int(e.scale), .object(e.params), e.baseline,
+                .array(e.window.map { [.int($0.monoMs), .int($0.wallMs), .optionalInt($0.value)] }),
+                .string(e.explanation),
+            ]
+        case .heartbeat(let h):
+            body = [.int(h.intervalMs), .int(h.uptimeMs), .int(h.backlog)]
+        case .gap(let g):
+            body = [
+                .string(g.reason.rawValue), .optionalString(g.channel), .int(g.fromBoot), .int(g.fromMonoMs), .int(g.fromWallMs),
+                .int(g.toMonoMs), .int(g.toWallMs), .int(g.missing), .string(g.detail),
+            ]
+        case .configChange(let c):
+            body = [.string(c.configSha256), .optionalString(c.previousSha256), .string(c.source), .optionalString(c.who), .string(c.summary)]
+        case .action(let a):
+            body = [.string(a.action), .optionalString(a.who), .object(a.params), .string(a.explanation)]
+        case .attestation(let a):
+            body = [.object(a.claims)]
+        case .keyRotation(let k):
+            body = [k.newKey.json, .string(k.proof)]
+        case .clockStep(let c):
+            body = [.int(c.expectedWallMs), .int(c.stepMs), .string(c.qualityBefore.rawValue)]
+        case .raw(let r):
+            body = [.string(r.channel), .string(r.unit), .int(r.scale), .int(r.periodMs), .array(r.encodedValues)]
         }
+        return .array(head + body)
     }
 
     /// The leaf bytes of the Merkle tree and the bytes stored in the outbox.
@@ -184,6 +262,7 @@ public enum EvidenceRecord: Sendable, Equatable {
         let stamp = RecordStamp(
             rseq: try r.int("rseq"), boot: try r.int("boot"), monoMs: try r.int("mono"), wallMs: try r.int("wall"),
             timeQuality: try r.enumeration("tq", TimeQuality.self))
+        guard stamp.rseq >= 1 else { throw EvidenceError(.malformedRecord, "rseq must be ≥ 1, got \(stamp.rseq)") }
         switch kind {
         case "sum":
             self = .summary(
@@ -207,7 +286,9 @@ public enum EvidenceRecord: Sendable, Equatable {
             let duration = try r.int("duration_ms")
             let unit = try r.string("unit")
             let scale = try r.int("scale")
-            guard let params = try r.next("params").objectValue else { throw r.fail("params", "an object") }
+            let params = try r.object("params")
+            let baseline = try r.next("baseline")
+            guard baseline.isNull || baseline.objectValue != nil else { throw r.fail("baseline", "an object or null") }
             guard let windowItems = try r.next("window").arrayValue else { throw r.fail("window", "an array") }
             var window: [WindowSample] = []
             for item in windowItems {
@@ -221,10 +302,47 @@ public enum EvidenceRecord: Sendable, Equatable {
                 EventRecord(
                     stamp: stamp, eventId: eventId, phase: phase, rule: rule, ruleVersion: ruleVersion, channel: channel,
                     severity: severity, startMonoMs: startMono, startWallMs: startWall, endMonoMs: endMono,
-                    endWallMs: endWall, durationMs: duration, unit: unit, scale: scale, params: params, window: window,
+                    endWallMs: endWall, durationMs: duration, unit: unit, scale: scale, params: params, baseline: baseline, window: window,
                     explanation: text))
+        case "hb":
+            self = .heartbeat(Heartbeat(stamp: stamp, intervalMs: try r.int("interval_ms"), uptimeMs: try r.int("uptime_ms"), backlog: try r.int("backlog")))
+        case "gap":
+            self = .gap(
+                GapRecord(
+                    stamp: stamp, reason: try r.enumeration("reason", GapRecord.Reason.self), channel: try r.optionalString("channel"),
+                    fromBoot: try r.int("from_boot"), fromMonoMs: try r.int("from_mono"), fromWallMs: try r.int("from_wall"),
+                    toMonoMs: try r.int("to_mono"), toWallMs: try r.int("to_wall"), missing: try r.int("missing"), detail: try r.string("detail")))
+        case "cfg":
+            let hash = try r.string("config_sha256")
+            guard BatchPayload.isHash(hash) else { throw r.fail("config_sha256", "64 lowercase hex digits") }
+            let previous = try r.optionalString("previous_sha256")
+            guard previous.map(BatchPayload.isHash) ?? true else { throw r.fail("previous_sha256", "64 lowercase hex digits or null") }
+            self = .configChange(
+                ConfigChange(stamp: stamp, configSha256: hash, previousSha256: previous, source: try r.string("source"), who: try r.optionalString("who"), summary: try r.string("summary")))
+        case "act":
+            self = .action(
+                TechnicianAction(stamp: stamp, action: try r.string("action"), who: try r.optionalString("who"), params: try r.object("params"), explanation: try r.string("explanation")))
+        case "att":
+            self = .attestation(Attestation(stamp: stamp, claims: try r.object("claims")))
+        case "key":
+            let jwkValue = try r.next("new_jwk")
+            let jwk: PublicJWK
+            do { jwk = try PublicJWK(json: jwkValue) } catch { throw r.fail("new_jwk", "a P-256 public JWK (\(error.message))") }
+            self = .keyRotation(KeyRotation(stamp: stamp, newKey: jwk, proof: try r.string("proof")))
+        case "clk":
+            self = .clockStep(ClockStep(stamp: stamp, expectedWallMs: try r.int("expected_wall"), stepMs: try r.int("step_ms"), qualityBefore: try r.enumeration("tq_before", TimeQuality.self)))
+        case "raw":
+            let channel = try r.string("channel")
+            let unit = try r.string("unit")
+            let scale = try r.int("scale")
+            let period = try r.int("period_ms")
+            guard period > 0 else { throw r.fail("period_ms", "a positive integer") }
+            guard let items = try r.next("values").arrayValue, let values = RawSamples.decodeValues(items) else {
+                throw r.fail("values", "an array of integers and nulls")
+            }
+            self = .raw(RawSamples(stamp: stamp, channel: channel, unit: unit, scale: scale, periodMs: period, values: values))
         default:
-            throw EvidenceError(.malformedRecord, "unknown record kind \"\(kind)\"")
+            throw EvidenceError(.malformedRecord, "unknown record kind \"\(kind)\" (v1 defines \(Self.kinds.joined(separator: ", ")))")
         }
         guard r.atEnd else { throw EvidenceError(.malformedRecord, "\(kind) record has \(r.items.count) fields, more than v1 defines") }
     }
@@ -232,6 +350,7 @@ public enum EvidenceRecord: Sendable, Equatable {
 
 extension JSONValue {
     static func optionalInt(_ v: Int64?) -> JSONValue { v.map(JSONValue.int) ?? .null }
+    static func optionalString(_ v: String?) -> JSONValue { v.map(JSONValue.string) ?? .null }
 }
 
 /// Reads a positional record field by field, naming the field in every error.
@@ -280,6 +399,11 @@ struct FieldReader {
         if v.isNull { return nil }
         guard let s = v.stringValue else { throw fail(field, "a string or null") }
         return s
+    }
+
+    mutating func object(_ field: String) throws(EvidenceError) -> [String: JSONValue] {
+        guard let v = try next(field).objectValue else { throw fail(field, "an object") }
+        return v
     }
 
     mutating func enumeration<E: RawRepresentable<String>>(_ field: String, _: E.Type) throws(EvidenceError) -> E {

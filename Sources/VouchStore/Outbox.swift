@@ -56,9 +56,81 @@ public final class Outbox: Sendable {
         try write("record the agent start") { db in
             let current = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'boot_count'") ?? 0
             let next = current + 1
-            try db.execute(sql: "INSERT INTO meta(key, value) VALUES('boot_count', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", arguments: [next])
-            try db.execute(sql: "INSERT INTO meta(key, value) VALUES('boot_id', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", arguments: [bootID])
+            try Self.setMeta(db, "boot_count", next)
+            try Self.setMeta(db, "boot_id", bootID)
+            try db.execute(sql: "DELETE FROM meta WHERE key = 'clean_stop_wall_ms'")
             return next
+        }
+    }
+
+    /// What the outbox knows of the agent's previous run, read before ``beginBoot(bootID:)``.
+    public struct PreviousRun: Sendable, Equatable {
+        public var bootCount: Int64
+        public var bootID: String?
+        /// The last record that run stored.
+        public var lastRecord: EvidenceRecord?
+        /// Wall time of a clean shutdown, nil when it ended without one (crash, kill, power loss).
+        public var cleanStopWallMs: Int64?
+        /// SHA-256 of the configuration it ran with.
+        public var configSha256: String?
+    }
+
+    /// nil on a fresh outbox.
+    public func previousRun() throws(StoreError) -> PreviousRun? {
+        try read("read the previous run") { db -> PreviousRun? in
+            guard let boot = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'boot_count'") else { return nil }
+            var last: EvidenceRecord?
+            if let row = try Row.fetchOne(db, sql: "SELECT rseq, body FROM record ORDER BY rseq DESC LIMIT 1") {
+                last = try Self.decode(row)
+            }
+            return PreviousRun(
+                bootCount: boot, bootID: try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'boot_id'"), lastRecord: last,
+                cleanStopWallMs: try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'clean_stop_wall_ms'"),
+                configSha256: try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'config_sha256'"))
+        }
+    }
+
+    /// Remembers the configuration this run uses (compared at the next start).
+    public func noteConfig(sha256: String) throws(StoreError) {
+        try write("note the configuration hash") { db in try Self.setMeta(db, "config_sha256", sha256) }
+    }
+
+    /// Marks that this run stopped cleanly: everything accepted was stored and sealing was attempted.
+    public func noteCleanStop(wallMs: Int64) throws(StoreError) {
+        try write("note a clean stop") { db in try Self.setMeta(db, "clean_stop_wall_ms", wallMs) }
+    }
+
+    /// Where a pending key rotation (to the key with `kid`) stands in the outbox.
+    public enum KeyRotationState: Sendable, Equatable {
+        /// No rotation record for that key yet.
+        case notRecorded
+        /// Stored as record `rseq`, not yet sealed: batches up to it are still signed by the old key.
+        case recorded(rseq: Int64)
+        /// Sealed in batch `bseq` (signed by the old key): every later batch is signed by the new one.
+        case sealed(rseq: Int64, bseq: Int64)
+    }
+
+    public func keyRotationState(newKid: String) throws(StoreError) -> KeyRotationState {
+        try read("look for a key rotation record") { db -> KeyRotationState in
+            for row in try Row.fetchAll(db, sql: "SELECT rseq, body, bseq FROM record WHERE kind = 'key' ORDER BY rseq DESC") {
+                guard case .keyRotation(let k) = try Self.decode(row), k.newKey.thumbprint == newKid else { continue }
+                let rseq: Int64 = row["rseq"]
+                if let bseq: Int64 = row["bseq"] { return .sealed(rseq: rseq, bseq: bseq) }
+                return .recorded(rseq: rseq)
+            }
+            return .notRecorded
+        }
+    }
+
+    static func setMeta(_ db: Database, _ key: String, _ value: some DatabaseValueConvertible) throws {
+        try db.execute(sql: "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", arguments: [key, value])
+    }
+
+    static func decode(_ row: Row) throws -> EvidenceRecord {
+        let body: Data = row["body"]
+        let rseq: Int64 = row["rseq"]
+        do { return try EvidenceRecord(json: try CanonicalJSON.decode(Array(body))) } catch {
+            throw StoreError(.corrupt, "stored record \(rseq) does not decode: \(error)")
         }
     }
 
@@ -70,7 +142,7 @@ public final class Outbox: Sendable {
             var next = (try Int64.fetchOne(db, sql: "SELECT MAX(rseq) FROM record") ?? 0) + 1
             var stored: [EvidenceRecord] = []
             for var record in records {
-                record.setRseq(next)
+                record.stamp.rseq = next
                 try db.execute(
                     sql: "INSERT INTO record(rseq, kind, body) VALUES(?, ?, ?)",
                     arguments: [next, record.kind, Data(record.canonicalBytes)])
@@ -89,28 +161,24 @@ public final class Outbox: Sendable {
         public let records: [EvidenceRecord]
     }
 
-    /// Claims up to `maxRecords` unsealed records, lets `seal` sign them, and stores the batch, all
-    /// in one transaction. Returns nil when there is nothing to seal.
-    public func sealNext(maxRecords: Int, seal: (SealInput) -> SealedBatch) throws(StoreError) -> SealedBatch? {
+    /// Claims up to `maxRecords` unsealed records (none after `throughRseq` when given), lets `seal`
+    /// sign them, and stores the batch, all in one transaction. Returns nil when there is nothing to seal.
+    public func sealNext(maxRecords: Int, throughRseq: Int64? = nil, seal: (SealInput) -> SealedBatch) throws(StoreError) -> SealedBatch? {
         try write("seal a batch") { db -> SealedBatch? in
-            let rows = try Row.fetchAll(db, sql: "SELECT rseq, body FROM record WHERE bseq IS NULL ORDER BY rseq LIMIT ?", arguments: [maxRecords])
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT rseq, body FROM record WHERE bseq IS NULL AND rseq <= ? ORDER BY rseq LIMIT ?",
+                arguments: [throughRseq ?? Int64.max, maxRecords])
             guard !rows.isEmpty else { return nil }
-            var records: [EvidenceRecord] = []
-            for row in rows {
-                let body: Data = row["body"]
-                let rseq: Int64 = row["rseq"]
-                do {
-                    records.append(try EvidenceRecord(json: try CanonicalJSON.decode(Array(body))))
-                } catch {
-                    throw StoreError(.corrupt, "stored record \(rseq) does not decode: \(error)")
-                }
-            }
+            let records = try rows.map(Self.decode)
             let last = try Row.fetchOne(db, sql: "SELECT bseq, hash FROM batch ORDER BY bseq DESC LIMIT 1")
             let bseq: Int64 = (last?["bseq"] ?? 0) + 1
             let prev: String = last?["hash"] ?? Digest256.zeroHex
             let receiptHash = try String.fetchOne(db, sql: "SELECT receipt_hash FROM batch WHERE receipt_hash IS NOT NULL ORDER BY bseq DESC LIMIT 1")
             let sealed = seal(SealInput(bseq: bseq, prev: prev, receiptHash: receiptHash, records: records))
             guard sealed.bseq == bseq else { throw StoreError(.invariant, "sealer returned bseq \(sealed.bseq), expected \(bseq)") }
+            guard sealed.records == records.map(\.canonicalBytes) else {
+                throw StoreError(.invariant, "sealer returned batch \(bseq) with other records than the \(records.count) it was given")
+            }
             try db.execute(
                 sql: "INSERT INTO batch(bseq, hash, token, first_rseq, last_rseq, record_count, sealed_at_ms) VALUES(?, ?, ?, ?, ?, ?, ?)",
                 arguments: [bseq, sealed.signingInputHash, sealed.token, records.first?.stamp.rseq, records.last?.stamp.rseq, records.count, Self.nowMs()])
@@ -125,17 +193,24 @@ public final class Outbox: Sendable {
     public func undelivered(limit: Int = 16) throws(StoreError) -> [SealedBatch] {
         try read("list undelivered batches") { db in
             try Row.fetchAll(db, sql: "SELECT bseq, token, hash FROM batch WHERE receipt IS NULL ORDER BY bseq LIMIT ?", arguments: [limit])
-                .map { SealedBatch(bseq: $0["bseq"], token: $0["token"], signingInputHash: $0["hash"]) }
+                .map { try Self.sealedBatch($0, db) }
         }
     }
 
-    /// Every sealed batch in `bseq` order, with whether the bank's receipt is held.
-    public func sealedBatches() throws(StoreError) -> [(batch: SealedBatch, delivered: Bool)] {
+    /// Every sealed batch in `bseq` order, with the bank's receipt when it is held.
+    public func sealedBatches() throws(StoreError) -> [(batch: SealedBatch, receipt: String?)] {
         try read("list sealed batches") { db in
-            try Row.fetchAll(db, sql: "SELECT bseq, token, hash, receipt IS NOT NULL AS delivered FROM batch ORDER BY bseq").map {
-                (SealedBatch(bseq: $0["bseq"], token: $0["token"], signingInputHash: $0["hash"]), $0["delivered"])
+            try Row.fetchAll(db, sql: "SELECT bseq, token, hash, receipt FROM batch ORDER BY bseq").map {
+                (try Self.sealedBatch($0, db), $0["receipt"])
             }
         }
+    }
+
+    /// A batch is stored as its token; its records are the rows it claimed, whose bytes are the leaves.
+    static func sealedBatch(_ row: Row, _ db: Database) throws -> SealedBatch {
+        let bseq: Int64 = row["bseq"]
+        let records = try Data.fetchAll(db, sql: "SELECT body FROM record WHERE bseq = ? ORDER BY rseq", arguments: [bseq]).map { Array($0) }
+        return SealedBatch(bseq: bseq, token: row["token"], signingInputHash: row["hash"], records: records)
     }
 
     /// Stores the bank's receipt for batch `bseq`; a batch is delivered from then on.
@@ -236,14 +311,5 @@ enum OutboxSchema {
                 """)
         }
         return m
-    }
-}
-
-extension EvidenceRecord {
-    mutating func setRseq(_ rseq: Int64) {
-        switch self {
-        case .summary(var s): s.stamp.rseq = rseq; self = .summary(s)
-        case .event(var e): e.stamp.rseq = rseq; self = .event(e)
-        }
     }
 }

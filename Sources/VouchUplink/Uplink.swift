@@ -42,47 +42,106 @@ public final class Uplink: Service, Sendable {
         }
     }
 
+    /// A rotation to `newKey` recorded as record `rseq`: batches up to and including the one that
+    /// holds it are signed by the current key, every later one by `newKey`.
+    public struct PendingRotation: Sendable {
+        public var newKey: SigningKey
+        public var rseq: Int64
+        /// Called once the rotation record is sealed, before anything is signed with the new key
+        /// (the agent makes the new key its key file there).
+        public var onSealed: @Sendable (_ bseq: Int64) -> Void
+        public init(newKey: SigningKey, rseq: Int64, onSealed: @escaping @Sendable (_ bseq: Int64) -> Void) {
+            self.newKey = newKey
+            self.rseq = rseq
+            self.onSealed = onSealed
+        }
+    }
+
+    struct Signing {
+        var key: SigningKey
+        var rotation: PendingRotation?
+    }
+
     let outbox: Outbox
-    let key: SigningKey
     let settings: Settings
     let clock: any AgentClock
     let http: HTTPClient
     let logger: Logger
     private let wake = Mutex(false)
+    private let signing: Mutex<Signing>
 
-    public init(outbox: Outbox, key: SigningKey, settings: Settings, clock: any AgentClock, http: HTTPClient = .shared, logger: Logger) {
+    public init(
+        outbox: Outbox, key: SigningKey, rotation: PendingRotation? = nil, settings: Settings, clock: any AgentClock, http: HTTPClient = .shared,
+        logger: Logger
+    ) {
         self.outbox = outbox
-        self.key = key
+        self.signing = Mutex(Signing(key: key, rotation: rotation))
         self.settings = settings
         self.clock = clock
         self.http = http
         self.logger = logger
     }
 
+    /// The key the next batch will be signed with.
+    public var currentKey: SigningKey { signing.withLock { $0.key } }
+
     /// Asks for a seal-and-send round now (e.g. an event was detected) instead of at the next interval.
     public func sendSoon() { wake.withLock { $0 = true } }
 
     // MARK: sealing
 
-    /// Seals every outstanding record into batches of at most `maxBatchRecords`.
+    /// Seals every outstanding record into batches of at most `maxBatchRecords`. Sealing is
+    /// synchronous and the outbox serialises writers, so two rounds never interleave.
     @discardableResult
     public func sealPending() throws(StoreError) -> [SealedBatch] {
         var sealed: [SealedBatch] = []
-        while let batch = try outbox.sealNext(maxRecords: settings.maxBatchRecords, seal: seal) {
+        while true {
+            let (key, rotation) = signing.withLock { ($0.key, $0.rotation) }
+            let sealer = { (input: Outbox.SealInput) in self.seal(input, key: key) }
+            guard let batch = try outbox.sealNext(maxRecords: settings.maxBatchRecords, throughRseq: rotation?.rseq, seal: sealer) else {
+                if let rotation {
+                    switch try outbox.keyRotationState(newKid: rotation.newKey.kid) {
+                    case .sealed(_, let bseq):
+                        // Sealed in an earlier round that stopped before switching: switch now.
+                        switchKey(to: rotation, bseq: bseq)
+                        continue
+                    case .recorded(let rseq) where rseq == rotation.rseq:
+                        break
+                    case let state:
+                        // Never switch without a sealed rotation: the bank would not know the new key.
+                        logger.error("key rotation to \(rotation.newKey.kid) expected as record \(rotation.rseq), outbox says \(state); keeping the current key")
+                    }
+                }
+                break
+            }
             sealed.append(batch)
+            if let rotation, case .sealed(_, let bseq) = try outbox.keyRotationState(newKid: rotation.newKey.kid) {
+                switchKey(to: rotation, bseq: bseq)
+            }
         }
         return sealed
     }
 
-    func seal(_ input: Outbox.SealInput) -> SealedBatch {
+    private func switchKey(to rotation: PendingRotation, bseq: Int64) {
+        signing.withLock { state in
+            state.key = rotation.newKey
+            state.rotation = nil
+        }
+        logger.notice("key rotation sealed in batch \(bseq), signed by the old key; later batches are signed by \(rotation.newKey.kid)")
+        rotation.onSealed(bseq)
+    }
+
+    func seal(_ input: Outbox.SealInput, key: SigningKey) -> SealedBatch {
         let now = clock.now()
         let payload = BatchPayload(
             device: settings.deviceID, bseq: input.bseq, prev: input.prev, bootId: settings.bootID, bootCount: settings.bootCount,
             sealedWallMs: now.wallMs, sealedMonoMs: now.monoMs, timeQuality: now.quality, records: input.records, receipt: input.receiptHash)
-        let batch = SealedBatch.seal(payload, key: key)
-        let events = input.records.filter { if case .event = $0 { true } else { false } }.count
+        let batch = SealedBatch.seal(payload, records: input.records, key: key)
+        var kinds: [String: Int] = [:]
+        for r in input.records { kinds[r.kind, default: 0] += 1 }
+        let breakdown = kinds.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         logger.info(
-            "sealed batch \(input.bseq): \(input.records.count) records (\(input.records.count - events) summaries, \(events) events), \(batch.token.utf8.count) bytes, signed by \(key.kid.prefix(12))…",
+            "sealed batch \(input.bseq): \(input.records.count) records (\(breakdown)), \(batch.file.count) bytes, signed by \(key.kid.prefix(12))…",
             metadata: ["bseq": "\(input.bseq)"])
         return batch
     }
@@ -116,9 +175,9 @@ public final class Uplink: Service, Sendable {
     func send(_ batch: SealedBatch) async throws(UplinkError) {
         var request = HTTPClientRequest(url: settings.bankURL + "/v1/batches")
         request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/jose")
+        request.headers.add(name: "Content-Type", value: BatchFile.mediaType)
         request.headers.add(name: "User-Agent", value: "vouch/\(VouchCoreInfo.agentVersion)")
-        request.body = .bytes(ByteBuffer(string: batch.token))
+        request.body = .bytes(ByteBuffer(bytes: batch.file))
         let status: UInt
         let body: ByteBuffer
         do {
@@ -147,8 +206,8 @@ public final class Uplink: Service, Sendable {
             let why = settings.bankKey == nil ? "unreadable receipt" : "receipt does not verify with the bank key in [bank] receipt_key"
             throw UplinkError(.badReceipt, "batch \(batch.bseq): \(why): \(error)")
         }
-        guard receipt.device == settings.deviceID, receipt.bseq == batch.bseq, receipt.batch == batch.signingInputHash else {
-            throw UplinkError(.badReceipt, "batch \(batch.bseq): receipt names \(receipt.device) batch \(receipt.bseq) \(receipt.batch.prefix(12)), not this batch")
+        do { try receipt.check(device: settings.deviceID, bseq: batch.bseq, batch: batch.signingInputHash) } catch {
+            throw UplinkError(.badReceipt, "batch \(batch.bseq): \(error)")
         }
         do { try outbox.markDelivered(bseq: batch.bseq, receiptToken: receiptToken, receiptHash: receiptHash) } catch {
             throw UplinkError(.store, "batch \(batch.bseq): receipt could not be stored: \(error)")

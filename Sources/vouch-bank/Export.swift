@@ -4,13 +4,14 @@ import VouchEvidence
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print a device's accepted batches, exactly as received, one JSON object per line.",
+        abstract: "Print a device's accepted batches exactly as received, as one batch stream.",
         discussion: """
-            Each line is {"bseq":…,"hash":…,"token":…}; the token is the JWS the device signed, so anyone with the
-            device's public key can re-verify it without Vouch software.
+            Each batch is its JWS manifest on one line, then its records one per line; anyone with the device's
+            public key can re-verify the stream without Vouch software (see the evidence spec), or with
+            `vouch-bank verify`.
 
             Example:
-              vouch-bank export --db bank.sqlite --device acme-press-1 > batches.jsonl
+              vouch-bank export --db bank.sqlite --device acme-press-1 > acme-press-1.batches
             """)
 
     @OptionGroup var store: StoreOptions
@@ -18,7 +19,7 @@ struct Export: ParsableCommand {
 
     func run() throws {
         for b in try SQLiteBankStore(path: store.db).batches(device: device) {
-            print(CanonicalJSON.string(["bseq": .int(b.bseq), "hash": .string(b.hash), "token": .string(b.token), "received_ms": .int(b.receivedAtMs)]))
+            print(String(decoding: b.file, as: UTF8.self), terminator: "")
         }
     }
 }

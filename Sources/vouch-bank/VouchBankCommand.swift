@@ -12,7 +12,7 @@ struct VouchBankCommand: AsyncParsableCommand {
               vouch-bank serve --db bank.sqlite --listen 127.0.0.1:8080 --key bank.key
               vouch-bank events --db bank.sqlite
             """,
-        subcommands: [Serve.self, Devices.self, Events.self, Export.self, Verify.self, Incidents.self, Key.self])
+        subcommands: [Serve.self, Devices.self, Events.self, Export.self, Verify.self, Proof.self, Incidents.self, Key.self])
 }
 
 struct StoreOptions: ParsableArguments {

@@ -10,19 +10,24 @@ struct EvidenceCommand: ParsableCommand {
 
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print every sealed batch in the outbox, one JSON object per line, exactly as signed.",
+            abstract: "Print every sealed batch in the outbox as one batch stream, exactly as signed.",
             discussion: """
-                Reads the outbox read-only, so it is safe while the agent runs. Each line is
-                {"bseq":…,"delivered":true|false,"hash":…,"token":…}, the same form `vouch-bank export` writes, so
-                the bank (or anyone with the enrollment document) can check it offline with `vouch-bank verify`.
+                Reads the outbox read-only, so it is safe while the agent runs. Each batch is its JWS manifest on
+                one line and its records one per line, the form `vouch-bank export` writes, so the bank (or anyone
+                with the enrollment document) can check it offline with `vouch-bank verify`. With --receipts, the
+                bank's receipts for delivered batches go to that file, one JWS per line.
 
                 Examples:
-                  vouch evidence export --config /etc/vouch/vouch.toml > gateway-batches.jsonl
-                  vouch-bank verify --enrollment enrollment.json gateway-batches.jsonl
+                  vouch evidence export --config /etc/vouch/vouch.toml > gateway.batches
+                  vouch evidence export --config /etc/vouch/vouch.toml --receipts receipts.jws > gateway.batches
+                  vouch-bank verify --enrollment enrollment.json gateway.batches
                 """)
 
         @Option(name: .shortAndLong, help: "Config file (device.data_dir locates the outbox).")
         var config = "/etc/vouch/vouch.toml"
+
+        @Option(help: "Also write the bank's receipts (one JWS per line) to this file.")
+        var receipts: String?
 
         func run() throws {
             let settings: AgentConfig
@@ -32,9 +37,18 @@ struct EvidenceCommand: ParsableCommand {
             }
             do {
                 let outbox = try Outbox(path: settings.device.dataDir + "/outbox.sqlite", readOnly: true)
-                for (batch, delivered) in try outbox.sealedBatches() {
-                    print(CanonicalJSON.string(["bseq": .int(batch.bseq), "hash": .string(batch.signingInputHash), "token": .string(batch.token), "delivered": .bool(delivered)]))
+                let batches = try outbox.sealedBatches()
+                for (batch, _) in batches {
+                    print(batch.fileText, terminator: "")
                 }
+                let held = batches.compactMap(\.receipt)
+                if let receipts {
+                    guard FileManager.default.createFile(atPath: receipts, contents: Data(held.map { $0 + "\n" }.joined().utf8)) else {
+                        FileHandleOutput.standardError("vouch evidence export: cannot write \(receipts)")
+                        throw ExitCode(1)
+                    }
+                }
+                FileHandleOutput.standardError("vouch evidence export: \(batches.count) sealed batch(es), \(held.count) with the bank's receipt")
             } catch {
                 FileHandleOutput.standardError("vouch evidence export: \(error)")
                 throw ExitCode(1)

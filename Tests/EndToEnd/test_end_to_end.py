@@ -16,6 +16,7 @@ import pytest
 from joserfc import jws
 from joserfc.jwk import ECKey
 
+import spec_verifier  # Tests/EndToEnd/spec_verifier.py: written from the spec alone
 from vouch_site import Site  # scripts/sim/vouch_site.py
 
 POLL_S = 1.0
@@ -101,59 +102,99 @@ def test_batches_verify_with_a_standard_jose_library_and_only_the_public_key(sto
 
     previous_signing_input = None
     next_rseq = 1
+    kinds = set()
     for b in batches:
         token = b["token"]
         result = jws.deserialize_compact(token, key, algorithms=["ES256"])  # raises if the signature is wrong
         header = result.protected
         assert header["alg"] == "ES256" and header["kid"] == enrollment["kid"] and header["typ"] == "vouch-batch+jws"
-        payload = json.loads(result.payload)
-        assert payload["dev"] == enrollment["device"] and payload["bseq"] == b["bseq"] and payload["v"] == 1
+        manifest = json.loads(result.payload)
+        assert manifest["dev"] == enrollment["device"] and manifest["bseq"] == b["bseq"] and manifest["v"] == 1
 
         signing_input = token.rsplit(".", 1)[0].encode()
         expected_prev = "0" * 64 if previous_signing_input is None else hashlib.sha256(previous_signing_input).hexdigest()
-        assert payload["prev"] == expected_prev, f"batch {b['bseq']} does not link to its predecessor"
-        assert hashlib.sha256(signing_input).hexdigest() == b["hash"]
+        assert manifest["prev"] == expected_prev, f"batch {b['bseq']} does not link to its predecessor"
         previous_signing_input = signing_input
 
-        records = payload["recs"]
-        assert merkle_root([canonical(r) for r in records]).hex() == payload["root"]
-        # The payload itself is canonical: re-serialising gives the signed bytes.
-        assert canonical(payload) == b64url_decode(token.split(".")[1])
-        for r in records:
-            assert r[0] in ("sum", "evt") and r[1] == next_rseq, f"rseq {r[1]} where {next_rseq} was due"
+        # The records travel beside the signed manifest, committed to by n and the Merkle root.
+        lines = [line.encode() for line in b["records"]]
+        assert manifest["n"] == len(lines)
+        assert merkle_root(lines).hex() == manifest["root"]
+        # The manifest and every record line are canonical: re-serialising gives the signed bytes.
+        assert canonical(manifest) == b64url_decode(token.split(".")[1])
+        for line in lines:
+            r = json.loads(line)
+            assert canonical(r) == line
+            assert r[1] == next_rseq, f"rseq {r[1]} where {next_rseq} was due"
+            kinds.add(r[0])
             next_rseq += 1
+    # A first start records its configuration, what runs (attestation) and its heartbeat interval.
+    assert {"cfg", "att", "hb", "sum", "evt"} <= kinds, kinds
 
     # The bank's own offline verifier agrees, and catches a deleted batch.
-    export = site.workdir / "export.jsonl"
+    export = site.workdir / "export.batches"
     export.write_text(site.bank("export", "--device", site.device_id).stdout)
     ok = subprocess.run([str(site.bin_dir / "vouch-bank"), "verify", "--enrollment", str(site.enrollment), str(export)],
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert ok.stdout.splitlines()[-1] == f"{site.device_id}: {len(batches)} batch(es) ok, 0 failed"
-    lines = export.read_text().splitlines()
-    export.write_text("\n".join(lines[:1] + lines[2:]) + "\n")
-    gap = subprocess.run([str(site.bin_dir / "vouch-bank"), "verify", "--enrollment", str(site.enrollment), str(export)],
+    without_second = "".join(b["token"] + "\n" + "".join(r + "\n" for r in b["records"]) for b in batches if b["bseq"] != 2)
+    deleted = site.workdir / "deleted.batches"
+    deleted.write_text(without_second)
+    gap = subprocess.run([str(site.bin_dir / "vouch-bank"), "verify", "--enrollment", str(site.enrollment), str(deleted)],
                          capture_output=True, text=True)
     assert gap.returncode == 1
-    assert f"{export}:2: bseq 3: FAIL E_CHAIN_GAP" in gap.stdout, gap.stdout
+    third_line = 1 + 1 + len(batches[0]["records"])
+    assert f"{deleted}:{third_line}: bseq 3: FAIL E_CHAIN_GAP" in gap.stdout, gap.stdout
 
-    # The gateway's own export of its outbox is the same chain, and verifies the same way.
-    gateway_export = site.workdir / "gateway.jsonl"
-    gateway_export.write_text(site.vouch("evidence", "export", "--config", str(site.config)).stdout)
-    gateway_lines = [json.loads(l) for l in gateway_export.read_text().splitlines()]
-    assert [(g["bseq"], g["token"]) for g in gateway_lines] == [(b["bseq"], b["token"]) for b in batches]
-    assert all(g["delivered"] for g in gateway_lines)
+    # The gateway's own export of its outbox is the same stream, byte for byte, and verifies the same way.
+    gateway_export = site.workdir / "gateway.batches"
+    receipts = site.workdir / "receipts.jws"
+    gateway_export.write_text(site.vouch("evidence", "export", "--config", str(site.config), "--receipts", str(receipts)).stdout)
+    assert gateway_export.read_bytes() == export.read_bytes()
+    assert len(receipts.read_text().splitlines()) == len(batches), "every batch delivered has its receipt"
     ok = subprocess.run([str(site.bin_dir / "vouch-bank"), "verify", "--enrollment", str(site.enrollment), str(gateway_export)],
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout + ok.stderr
 
-    # A forged batch fails the same check.
-    header, body, signature = batches[-1]["token"].split(".")
-    forged = json.loads(b64url_decode(body))
-    forged["recs"] = forged["recs"][:-1]
-    forged_body = base64.urlsafe_b64encode(canonical(forged)).rstrip(b"=").decode()
-    with pytest.raises(Exception):
-        jws.deserialize_compact(f"{header}.{forged_body}.{signature}", key, algorithms=["ES256"])
+    # The verifier written from the spec alone agrees on every batch, every receipt and a disclosed record.
+    verdicts = spec_verifier.verify_stream(export.read_bytes(), enrollment["jwk"], expected_last=len(batches))
+    assert [v.code for v in verdicts] == ["ok"] * len(batches), [v.line() for v in verdicts]
+    bank_jwk = json.loads((site.workdir / "bank.jwk").read_text())["jwk"]
+    for token, batch in zip(receipts.read_text().splitlines(), batches):
+        payload = spec_verifier.verify_receipt(token, bank_jwk)
+        spec_verifier.check_receipt_names(payload, batch["token"])
+        assert payload["log"]["size"] == payload["log"]["idx"] + 1, "one device on this bank: its log is this chain"
+    # Each manifest names the hash of the receipt before it.
+    receipt_hashes = [spec_verifier.receipt_signing_input_hash(t) for t in receipts.read_text().splitlines()]
+    assert [b["manifest"]["rcpt"] for b in batches[1:]] == receipt_hashes[:-1]
+    proof_record = json.loads(batches[1]["records"][-1])[1]
+    proof = site.bank("proof", "--device", site.device_id, "--rseq", str(proof_record)).stdout
+    disclosed = spec_verifier.verify_inclusion_proof(json.loads(proof), enrollment["jwk"])
+    assert disclosed == json.loads(batches[1]["records"][-1])
+    # Only the disclosed record is revealed: the manifest carries hashes and counts, the path hashes.
+    document = json.loads(proof)
+    assert set(document) == {"v", "type", "batch", "index", "record", "path", "jwk", "receipt"}
+    assert document["record"] == batches[1]["records"][-1] and document["batch"] == batches[1]["token"]
+    assert all(len(p) == 64 for p in document["path"])
+    proof_file = site.workdir / "record.proof.json"
+    proof_file.write_text(proof)
+    checked = subprocess.run([str(site.bin_dir / "vouch-bank"), "proof", "--check", str(proof_file), "--enrollment", str(site.enrollment)],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0 and ": ok: record" in checked.stdout, checked.stdout + checked.stderr
+
+    # An edited record fails the Merkle check, for the bank's verifier and for anyone recomputing the root.
+    last = batches[-1]
+    edited_lines = list(last["records"])
+    edited_record = json.loads(edited_lines[0])
+    edited_record[2] += 1
+    edited_lines[0] = canonical(edited_record).decode()
+    assert merkle_root([line.encode() for line in edited_lines]).hex() != last["manifest"]["root"]
+    forged = site.workdir / "forged.batches"
+    forged.write_text(last["token"] + "\n" + "".join(line + "\n" for line in edited_lines))
+    refused = subprocess.run([str(site.bin_dir / "vouch-bank"), "verify", "--enrollment", str(site.enrollment), str(forged)],
+                             capture_output=True, text=True)
+    assert refused.returncode == 1 and "FAIL E_MERKLE_ROOT" in refused.stdout, refused.stdout
 
 
 def test_agent_survives_frozen_and_dead_meter_and_records_comm_errors(tmp_path):
@@ -172,10 +213,11 @@ def test_agent_survives_frozen_and_dead_meter_and_records_comm_errors(tmp_path):
         assert site.processes["agent"].poll() is None, "the agent must keep running through meter failures"
         site.stop()
 
-    summaries = []
-    for b in site.batches():
-        payload = json.loads(b64url_decode(b["token"].split(".")[1]))
-        summaries += [r for r in payload["recs"] if r[0] == "sum" and r[6] == "meter.power"]
+    records = [json.loads(line) for b in site.batches() for line in b["records"]]
+    summaries = [r for r in records if r[0] == "sum" and r[6] == "meter.power"]
+    # The outage (about 8 s) outlasted a summary interval (3 s): it is also a signed gap record.
+    gaps = [r for r in records if r[0] == "gap" and r[6] == "sensor_unreachable" and r[7] == "meter.power"]
+    assert gaps and gaps[0][13] >= 3, gaps
     errors = {r[16] for r in summaries if r[11] > 0}
     assert "E_MODBUS_ETIMEDOUT" in errors, errors
     assert errors & {"E_MODBUS_ECONNREFUSED", "E_MODBUS_ECONNRESET"}, errors

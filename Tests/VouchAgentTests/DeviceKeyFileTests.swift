@@ -53,4 +53,53 @@ struct DeviceKeyFileTests {
         let jwk = try PublicJWK(json: try #require(o["jwk"]))
         #expect(jwk.thumbprint == key.kid)
     }
+
+    // MARK: key rotation
+
+    @Test func prepareRotationCreatesTheNextKeyBesideTheCurrentOne() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let current = try DeviceKeyFile.create(path: path, force: false)
+        let nextPath = DeviceKeyFile.pendingRotationPath(path)
+        #expect(nextPath == path + ".next")
+        let (loaded, next) = try DeviceKeyFile.prepareRotation(keyPath: path, force: false)
+        #expect(loaded.kid == current.kid)
+        #expect(next.kid != current.kid)
+        #expect(try mode(nextPath) == 0o600)
+        #expect(try DeviceKeyFile.load(path: nextPath).kid == next.kid)
+        #expect(try DeviceKeyFile.load(path: path).kid == current.kid, "preparing must not touch the current key")
+        let files = try FileManager.default.contentsOfDirectory(atPath: (path as NSString).deletingLastPathComponent).sorted()
+        #expect(files == ["device.key", "device.key.next"])
+    }
+
+    @Test func aSecondPreparationNeedsForce() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        _ = try DeviceKeyFile.create(path: path, force: false)
+        let (_, first) = try DeviceKeyFile.prepareRotation(keyPath: path, force: false)
+        let error = #expect(throws: AgentError.self) { _ = try DeviceKeyFile.prepareRotation(keyPath: path, force: false) }
+        #expect(error?.message.contains("--force") == true)
+        #expect(try DeviceKeyFile.load(path: DeviceKeyFile.pendingRotationPath(path)).kid == first.kid, "the refused call keeps the prepared key")
+        let (_, second) = try DeviceKeyFile.prepareRotation(keyPath: path, force: true)
+        #expect(second.kid != first.kid)
+        #expect(try DeviceKeyFile.load(path: DeviceKeyFile.pendingRotationPath(path)).kid == second.kid)
+    }
+
+    @Test func completeRotationMakesTheNextKeyCurrent() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let current = try DeviceKeyFile.create(path: path, force: false)
+        let (_, next) = try DeviceKeyFile.prepareRotation(keyPath: path, force: false)
+        try DeviceKeyFile.completeRotation(keyPath: path)
+        #expect(try DeviceKeyFile.load(path: path).kid == next.kid)
+        #expect(try DeviceKeyFile.load(path: path).kid != current.kid)
+        #expect(!FileManager.default.fileExists(atPath: DeviceKeyFile.pendingRotationPath(path)))
+        #expect(try mode(path) == 0o600)
+        // Nothing left to complete.
+        let error = #expect(throws: AgentError.self) { try DeviceKeyFile.completeRotation(keyPath: path) }
+        #expect(error?.code == .key)
+    }
+
+    @Test func rotationWithoutAKeySaysHowToCreateOne() {
+        let error = #expect(throws: AgentError.self) { _ = try DeviceKeyFile.prepareRotation(keyPath: path, force: false) }
+        #expect(error?.message.contains("vouch enroll") == true)
+        #expect(!FileManager.default.fileExists(atPath: DeviceKeyFile.pendingRotationPath(path)))
+    }
 }

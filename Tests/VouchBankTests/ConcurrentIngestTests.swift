@@ -39,7 +39,7 @@ struct ConcurrentIngestTests {
                 let results = await withTaskGroup(of: Result<IngestResult, BankError>.self) { group in
                     for i in 0..<20 {
                         let ingest = ingests[i % 2]
-                        group.addTask { await Self.onOwnThread(startingAt: start) { () throws(BankError) in try ingest.ingest(token: batch.token) } }
+                        group.addTask { await Self.onOwnThread(startingAt: start) { () throws(BankError) in try ingest.ingest(batch) } }
                     }
                     return await group.reduce(into: []) { $0.append($1) }
                 }
@@ -73,15 +73,14 @@ struct ConcurrentIngestTests {
             logger.logLevel = .critical
             let ingests = [bank.ingest, BankIngest(store: second, bankKey: bank.bankKey, logger: logger)]
             let a = ChainBuilder.chain(device, batches: 1, perBatch: 2)[0]
-            let b = SealedBatch.seal(
-                Fixture.payload(device: device.id, bseq: 1, prev: Digest256.zeroHex, records: [Fixture.summary(rseq: 1, last: 1)]),
-                key: device.key)
+            let b = Fixture.seal(device: device.id, bseq: 1, prev: Digest256.zeroHex, records: [Fixture.summary(rseq: 1, last: 1)], key: device.key)
             let start = ContinuousClock.now.advanced(by: .milliseconds(100))
             let results = await withTaskGroup(of: (String, Result<IngestResult, BankError>).self) { group in
                 for i in 0..<20 {
                     let ingest = ingests[i % 2]
-                    let token = i % 4 < 2 ? a.token : b.token
-                    group.addTask { (token, await Self.onOwnThread(startingAt: start) { () throws(BankError) in try ingest.ingest(token: token) }) }
+                    let batch = i % 4 < 2 ? a : b
+                    let token = batch.token
+                    group.addTask { (token, await Self.onOwnThread(startingAt: start) { () throws(BankError) in try ingest.ingest(batch) }) }
                 }
                 return await group.reduce(into: []) { $0.append($1) }
             }
@@ -97,6 +96,10 @@ struct ConcurrentIngestTests {
                 }
             }
             #expect(try bank.store.batches(device: device.id).map(\.token) == [winner])
+            // The loser is kept as fork evidence, however many times it lost.
+            let forks = try bank.store.incidents(device: device.id, nowMs: Fixture.t0)
+            #expect(!forks.isEmpty && forks.allSatisfy { $0.code == "E_CHAIN_FORK" && $0.bseq == 1 })
+            #expect(forks.allSatisfy { $0.evidence == (winner == a.token ? b : a).fileText })
         }
     }
 }

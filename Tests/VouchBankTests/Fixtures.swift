@@ -48,6 +48,26 @@ enum Fixture {
                 explanation: "press stopped for \(durationMs / 1000) s"))
     }
 
+    /// "I am alive; you will hear from me at least every `intervalMs`."
+    static func heartbeat(rseq: Int64, intervalMs: Int64) -> EvidenceRecord {
+        .heartbeat(Heartbeat(stamp: stamp(rseq), intervalMs: intervalMs, uptimeMs: rseq * 1_000, backlog: 0))
+    }
+
+    /// A key rotation record of `device` from `oldKid` to `newKey`. `proofSigner` signs the proof
+    /// (the new key when honest).
+    static func rotation(rseq: Int64, device: String, oldKid: String, newKey: SigningKey, proofSigner: SigningKey? = nil) -> EvidenceRecord {
+        let signer = proofSigner ?? newKey
+        let proof: String
+        if signer.kid == newKey.kid {
+            proof = KeyRotation.proof(device: device, oldKid: oldKid, newKey: newKey)
+        } else {
+            // Same payload as an honest proof, signed (and kid'ed) by someone else.
+            let payload: JSONValue = ["dev": .string(device), "old": .string(oldKid), "new": .string(newKey.kid)]
+            proof = JWS.sign(payload: CanonicalJSON.encode(payload), key: signer, typ: KeyRotation.proofType).token
+        }
+        return .keyRotation(KeyRotation(stamp: stamp(rseq), newKey: newKey.publicJWK, proof: proof))
+    }
+
     static func summaries(_ range: ClosedRange<Int64>) -> [EvidenceRecord] { range.map { summary(rseq: $0) } }
 
     static func payload(
@@ -58,6 +78,11 @@ enum Fixture {
             sealedMonoMs: 60_000 + bseq * 60_000, timeQuality: .synchronized, records: records, receipt: receipt)
     }
 
+    /// Seals a batch whose manifest is built from `records` and carries the same records.
+    static func seal(device: String, bseq: Int64, prev: String, records: [EvidenceRecord], key: SigningKey) -> SealedBatch {
+        SealedBatch.seal(payload(device: device, bseq: bseq, prev: prev, records: records), records: records, key: key)
+    }
+
     /// Splits a token into its three base64url parts.
     static func parts(_ token: String) -> [String] { token.split(separator: ".", omittingEmptySubsequences: false).map(String.init) }
 
@@ -65,6 +90,31 @@ enum Fixture {
         let p = parts(token)
         guard p.count == 3, let bytes = Base64URL.decode(p[1]) else { throw FixtureError("not a JWS: \(token.prefix(40))") }
         return try CanonicalJSON.decode(bytes)
+    }
+
+    /// The `kid` in a token's header.
+    static func kid(_ token: String) throws -> String {
+        guard let kid = try JWS.parse(token).header["kid"]?.stringValue else { throw FixtureError("no kid in \(token.prefix(40))") }
+        return kid
+    }
+
+    /// Record line `index` decoded, `edit` applied, and re-encoded canonically.
+    static func editRecord(_ line: [UInt8], _ edit: (inout [JSONValue]) -> Void) throws -> [UInt8] {
+        guard var items = try CanonicalJSON.decode(line).arrayValue else { throw FixtureError("record is not an array") }
+        edit(&items)
+        return CanonicalJSON.encode(.array(items))
+    }
+}
+
+extension SealedBatch {
+    /// The same manifest (token, hash) with other record lines: what an editor of the file makes.
+    func withRecords(_ lines: [[UInt8]]) -> SealedBatch {
+        SealedBatch(bseq: bseq, token: token, signingInputHash: signingInputHash, records: lines)
+    }
+
+    /// The same record lines under another token (re-encoded signature, edited manifest…).
+    func withToken(_ token: String) -> SealedBatch {
+        SealedBatch(bseq: bseq, token: token, signingInputHash: signingInputHash, records: records)
     }
 }
 
@@ -83,6 +133,13 @@ enum HandToken {
     static func replacingPayload(of token: String, with payload: JSONValue) -> String {
         let p = Fixture.parts(token)
         return p[0] + "." + Base64URL.encode(CanonicalJSON.encode(payload)) + "." + p[2]
+    }
+
+    /// The token with one manifest member changed, header and signature unchanged.
+    static func editingManifest(of token: String, _ edit: (inout [String: JSONValue]) -> Void) throws -> String {
+        guard var manifest = try Fixture.decodedPayload(token).objectValue else { throw FixtureError("manifest is not an object") }
+        edit(&manifest)
+        return replacingPayload(of: token, with: .object(manifest))
     }
 }
 
@@ -113,6 +170,8 @@ struct TestDevice: Sendable {
 struct ChainBuilder {
     let device: TestDevice
     var payloadDevice: String
+    /// The key the next batch is signed with (the device key until a rotation).
+    var key: SigningKey
     private(set) var bseq: Int64 = 0
     private(set) var prev: String = Digest256.zeroHex
     private(set) var nextRseq: Int64 = 1
@@ -121,6 +180,7 @@ struct ChainBuilder {
     init(_ device: TestDevice) {
         self.device = device
         payloadDevice = device.id
+        key = device.key
     }
 
     /// Seals the next batch with `count` summaries (rseq continuing), or the given records.
@@ -129,9 +189,21 @@ struct ChainBuilder {
         let recs = records ?? Fixture.summaries(nextRseq...(nextRseq + Int64(count) - 1))
         if let last = recs.last?.stamp.rseq { nextRseq = max(nextRseq, last + 1) }
         bseq += 1
-        let sealed = SealedBatch.seal(Fixture.payload(device: payloadDevice, bseq: bseq, prev: prev, records: recs, receipt: receipt), key: device.key)
+        let sealed = SealedBatch.seal(
+            Fixture.payload(device: payloadDevice, bseq: bseq, prev: prev, records: recs, receipt: receipt), records: recs, key: key)
         prev = sealed.signingInputHash
         batches.append(sealed)
+        return sealed
+    }
+
+    /// Seals the next batch with `count` summaries and then a rotation record to `newKey`, signed by
+    /// the current key; later batches are signed by `newKey`.
+    @discardableResult
+    mutating func rotate(to newKey: SigningKey, count: Int = 2, proofSigner: SigningKey? = nil) -> SealedBatch {
+        var recs = count > 0 ? Fixture.summaries(nextRseq...(nextRseq + Int64(count) - 1)) : []
+        recs.append(Fixture.rotation(rseq: nextRseq + Int64(count), device: device.id, oldKid: key.kid, newKey: newKey, proofSigner: proofSigner))
+        let sealed = next(records: recs)
+        key = newKey
         return sealed
     }
 
@@ -165,6 +237,22 @@ struct TestBank: Sendable {
     }
 
     func enroll(_ device: TestDevice) throws { try store.enroll(device.enrollment()) }
+
+    /// The refusal of `batch`, or nil when it was accepted (or a duplicate).
+    func refusal(_ batch: SealedBatch, nowMs: Int64 = Fixture.t0) -> BankError? {
+        do {
+            _ = try ingest.ingest(batch, nowMs: nowMs)
+            return nil
+        } catch { return error }
+    }
+
+    /// The refusal of an uploaded file, or nil when it was accepted (or a duplicate).
+    func refusal(file: [UInt8], nowMs: Int64 = Fixture.t0) -> BankError? {
+        do {
+            _ = try ingest.ingest(file: file, nowMs: nowMs)
+            return nil
+        } catch { return error }
+    }
 
     var application: some ApplicationProtocol { Application(router: buildBankRouter(ingest: ingest, settings: settings)) }
 
@@ -201,8 +289,18 @@ struct BankReply: Sendable {
 struct BankClient: Sendable {
     let client: any TestClientProtocol
 
-    func post(_ token: String, contentType: String = "application/jose") async throws -> BankReply {
-        try await post(body: ByteBuffer(string: token), contentType: contentType)
+    /// Uploads a batch file, as the uplink does.
+    func post(_ batch: SealedBatch, contentType: String? = BatchFile.mediaType) async throws -> BankReply {
+        try await post(bytes: batch.file, contentType: contentType)
+    }
+
+    /// Uploads arbitrary text as a batch file.
+    func post(text: String, contentType: String? = BatchFile.mediaType) async throws -> BankReply {
+        try await post(body: ByteBuffer(string: text), contentType: contentType)
+    }
+
+    func post(bytes: [UInt8], contentType: String? = BatchFile.mediaType) async throws -> BankReply {
+        try await post(body: ByteBuffer(bytes: bytes), contentType: contentType)
     }
 
     func post(body: ByteBuffer, contentType: String?) async throws -> BankReply {
@@ -221,4 +319,36 @@ struct BankClient: Sendable {
         let body = (try? CanonicalJSON.decode(Array(text.utf8))) ?? .null
         return BankReply(status: Int(response.status.code), body: body, text: text)
     }
+}
+
+/// Export streams for the offline verifier.
+enum ExportStream {
+    /// The batches' files concatenated, as `vouch-bank export` writes them, split again.
+    static func entries(_ batches: [SealedBatch]) throws -> [BatchFile.Entry] {
+        try BatchFile.decodeStream(batches.flatMap(\.file))
+    }
+
+    /// Verifies `batches` as one export file named `name`.
+    static func verify(
+        _ batches: [SealedBatch], device: EnrolledDevice, name: String = "export", expectedLast: Int64? = nil
+    ) throws -> [OfflineVerifier.Verdict] {
+        var verifier = OfflineVerifier(device: device)
+        return verifier.verify([(name: name, entries: try entries(batches))], expectedLast: expectedLast)
+    }
+}
+
+/// The code of the EvidenceError `body` throws; nil when it throws nothing (or something else).
+func evidenceCode(_ body: () throws -> Void) -> EvidenceError.Code? {
+    do {
+        try body()
+        return nil
+    } catch let e as EvidenceError { return e.code } catch { return nil }
+}
+
+/// The BankError `body` throws; nil when it throws nothing (or something else).
+func bankError(_ body: () throws -> Void) -> BankError? {
+    do {
+        try body()
+        return nil
+    } catch let e as BankError { return e } catch { return nil }
 }

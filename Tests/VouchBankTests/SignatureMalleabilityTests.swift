@@ -27,13 +27,23 @@ import VouchEvidence
         return parts[0] + "." + parts[1] + "." + Base64URL.encode(Array(signature[..<32]) + result)
     }
 
+    /// The same batch file with its manifest's signature re-encoded.
+    static func twin(of batch: SealedBatch) throws -> SealedBatch { batch.withToken(try reencode(batch.token)) }
+
     @Test func reencodedSignatureStillVerifiesAndHashesTheSame() throws {
         let device = TestDevice()
         let batch = ChainBuilder.chain(device, batches: 1)[0]
-        let twin = try Self.reencode(batch.token)
-        #expect(twin != batch.token)
+        let twin = try Self.twin(of: batch)
+        #expect(twin.token != batch.token)
+        #expect(twin.file != batch.file)
         let verified = try VerifiedBatch.verify(twin, key: device.key.publicJWK)
         #expect(verified.signingInputHash == batch.signingInputHash)
+        #expect(verified.token == twin.token)
+        // The twin really is another signature: a flipped byte in it does not verify.
+        var flipped = try #require(Base64URL.decode(Fixture.parts(twin.token)[2]))
+        flipped[40] ^= 0x01
+        let broken = Fixture.parts(twin.token)[0] + "." + Fixture.parts(twin.token)[1] + "." + Base64URL.encode(flipped)
+        #expect(evidenceCode { _ = try VerifiedBatch.verify(batch.withToken(broken), key: device.key.publicJWK) } == .badSignature)
     }
 
     @Test func reencodedResendIsADuplicateNotAFork() async throws {
@@ -41,13 +51,15 @@ import VouchEvidence
             let device = TestDevice()
             try bank.enroll(device)
             let chain = ChainBuilder.chain(device, batches: 2)
-            let twin = try Self.reencode(chain[0].token)
+            let twin = try Self.twin(of: chain[0])
             let replies = try await bank.http { client in
-                [try await client.post(chain[0].token), try await client.post(twin), try await client.post(chain[1].token)]
+                [try await client.post(chain[0]), try await client.post(twin), try await client.post(chain[1])]
             }
             #expect(replies.map(\.status) == [200, 200, 200])
             #expect(replies.map(\.verdict) == ["accepted", "duplicate", "accepted"])
+            #expect(replies[1].receipt == replies[0].receipt)
             #expect(try bank.store.batches(device: device.id).map(\.token) == [chain[0].token, chain[1].token])
+            #expect(try bank.store.incidents(device: device.id, nowMs: Fixture.t0).isEmpty, "a re-encoding is not a fork")
         }
     }
 
@@ -57,12 +69,13 @@ import VouchEvidence
             try bank.enroll(device)
             let chain = ChainBuilder.chain(device, batches: 2)
             // Someone on the path re-encodes batch 1 before the bank sees it.
-            let twin = try Self.reencode(chain[0].token)
+            let twin = try Self.twin(of: chain[0])
             let replies = try await bank.http { client in
-                [try await client.post(twin), try await client.post(chain[0].token), try await client.post(chain[1].token)]
+                [try await client.post(twin), try await client.post(chain[0]), try await client.post(chain[1])]
             }
             #expect(replies.map(\.verdict) == ["accepted", "duplicate", "accepted"])
             #expect(try bank.store.batches(device: device.id).map(\.bseq) == [1, 2])
+            #expect(try bank.store.batches(device: device.id).map(\.hash) == chain.map(\.signingInputHash))
         }
     }
 }

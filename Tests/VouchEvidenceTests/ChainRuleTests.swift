@@ -50,13 +50,14 @@ import VouchEvidence
                 device: "d", bseq: bseq, prev: prev, bootId: "b", bootCount: 1, sealedWallMs: bseq, sealedMonoMs: bseq,
                 timeQuality: .synchronized, records: [Fixtures.summary], receipt: nil)
         }
-        let first = try VerifiedBatch.verify(SealedBatch.seal(make(1, Digest256.zeroHex), key: key).token, key: key.publicJWK)
+        func sealed(_ payload: BatchPayload) -> SealedBatch { SealedBatch.seal(payload, records: [Fixtures.summary], key: key) }
+        let first = try VerifiedBatch.verify(sealed(make(1, Digest256.zeroHex)), key: key.publicJWK)
         #expect(ChainRule.classify(bseq: 1, prev: first.payload.prev, signingInputHash: first.signingInputHash, head: nil, acceptedHash: nil) == .extends)
         let head = ChainHead(bseq: 1, signingInputHash: first.signingInputHash)
-        let second = try VerifiedBatch.verify(SealedBatch.seal(make(2, first.signingInputHash), key: key).token, key: key.publicJWK)
+        let second = try VerifiedBatch.verify(sealed(make(2, first.signingInputHash)), key: key.publicJWK)
         #expect(ChainRule.classify(bseq: 2, prev: second.payload.prev, signingInputHash: second.signingInputHash, head: head, acceptedHash: nil) == .extends)
         // The same batch 1 re-signed (new ECDSA signature, same signing input) is still a duplicate.
-        let again = try VerifiedBatch.verify(SealedBatch.seal(make(1, Digest256.zeroHex), key: key).token, key: key.publicJWK)
+        let again = try VerifiedBatch.verify(sealed(make(1, Digest256.zeroHex)), key: key.publicJWK)
         #expect(again.token != first.token)
         let head2 = ChainHead(bseq: 2, signingInputHash: second.signingInputHash)
         #expect(ChainRule.classify(bseq: 1, prev: again.payload.prev, signingInputHash: again.signingInputHash, head: head2, acceptedHash: first.signingInputHash) == .duplicate)

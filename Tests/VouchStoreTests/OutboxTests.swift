@@ -21,7 +21,7 @@ struct OutboxTests {
             SealedBatch.seal(
                 BatchPayload(
                     device: "dev-1", bseq: input.bseq, prev: input.prev, bootId: "b", bootCount: 1, sealedWallMs: 1, sealedMonoMs: 1,
-                    timeQuality: .synchronized, records: input.records, receipt: input.receiptHash), key: key)
+                    timeQuality: .synchronized, records: input.records, receipt: input.receiptHash), records: input.records, key: key)
         }
     }
 
@@ -60,11 +60,12 @@ struct OutboxTests {
         let third = try #require(try outbox.sealNext(maxRecords: 2, seal: sealer(key)))
         #expect(try outbox.sealNext(maxRecords: 2, seal: sealer(key)) == nil)
         #expect([first.bseq, second.bseq, third.bseq] == [1, 2, 3])
-        let payloads = try [first, second, third].map { try VerifiedBatch.verify($0.token, key: key.publicJWK).payload }
-        #expect(payloads[0].prev == Digest256.zeroHex)
-        #expect(payloads[1].prev == first.signingInputHash)
-        #expect(payloads[2].prev == second.signingInputHash)
-        #expect(try payloads.flatMap { try $0.typedRecords().map(\.stamp.rseq) } == [1, 2, 3, 4, 5])
+        let payloads = try [first, second, third].map { try VerifiedBatch.verify($0, key: key.publicJWK) }
+        #expect(payloads[0].payload.prev == Digest256.zeroHex)
+        #expect(payloads[1].payload.prev == first.signingInputHash)
+        #expect(payloads[2].payload.prev == second.signingInputHash)
+        let rseqs = try payloads.flatMap { try $0.typedRecords().map { $0.stamp.rseq } }
+        #expect(rseqs == [1, 2, 3, 4, 5])
         #expect(try outbox.status().unsealedRecords == 0)
     }
 
@@ -87,7 +88,7 @@ struct OutboxTests {
         // The next batch names the latest receipt it holds.
         try outbox.append([summary(3)])
         let next = try #require(try outbox.sealNext(maxRecords: 10, seal: sealer(key)))
-        #expect(try VerifiedBatch.verify(next.token, key: key.publicJWK).payload.receipt == String(repeating: "a", count: 64))
+        #expect(try VerifiedBatch.verify(next, key: key.publicJWK).payload.receipt == String(repeating: "a", count: 64))
     }
 
     @Test func receiptForABatchNeverSealedIsAnInvariantError() throws {
@@ -101,7 +102,7 @@ struct OutboxTests {
         let outbox = try Outbox(path: path)
         try outbox.append([summary(1)])
         #expect(throws: StoreError.self) {
-            _ = try outbox.sealNext(maxRecords: 10) { _ in SealedBatch(bseq: 9, token: "x", signingInputHash: "y") }
+            _ = try outbox.sealNext(maxRecords: 10) { _ in SealedBatch(bseq: 9, token: "x", signingInputHash: "y", records: []) }
         }
         #expect(try outbox.status().unsealedRecords == 1)
         #expect(try outbox.status().batches == 0)
@@ -126,7 +127,7 @@ struct OutboxReadOnlyTests {
         let reader = try Outbox(path: path, readOnly: true)
         let listed = try reader.sealedBatches()
         #expect(listed.map(\.batch) == [sealed, second])
-        #expect(listed.map(\.delivered) == [true, false])
+        #expect(listed.map(\.receipt) == ["r", nil])
         #expect(throws: StoreError.self) { try reader.append([OutboxTests().summary(3)]) }
         // The writer is unaffected by the reader.
         #expect(try writer.append([OutboxTests().summary(3)]).map(\.stamp.rseq) == [3])
@@ -136,5 +137,64 @@ struct OutboxReadOnlyTests {
         let error = #expect(throws: StoreError.self) { _ = try Outbox(path: path, readOnly: true) }
         #expect(error?.message.contains("no outbox at") == true)
         #expect(!FileManager.default.fileExists(atPath: directory.path))
+    }
+}
+
+/// What the agent start reads and the key rotation bookkeeping.
+struct OutboxRunTests {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vouch-outbox-run-\(UUID().uuidString)")
+    var path: String { directory.appendingPathComponent("outbox.sqlite").path }
+
+    @Test func previousRunReportsLastRecordCleanStopAndConfig() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let outbox = try Outbox(path: path)
+        #expect(try outbox.previousRun() == nil, "a fresh outbox has no previous run")
+        _ = try outbox.beginBoot(bootID: "boot-a")
+        try outbox.append([OutboxTests().summary(1), OutboxTests().summary(2)])
+        try outbox.noteConfig(sha256: String(repeating: "c", count: 64))
+        // Killed: no clean stop noted.
+        let crashed = try #require(try outbox.previousRun())
+        #expect(crashed.bootCount == 1)
+        #expect(crashed.bootID == "boot-a")
+        #expect(crashed.lastRecord?.stamp.rseq == 2)
+        #expect(crashed.cleanStopWallMs == nil)
+        #expect(crashed.configSha256 == String(repeating: "c", count: 64))
+        // A clean stop is seen by the next start, and forgotten by beginBoot.
+        try outbox.noteCleanStop(wallMs: 1234)
+        #expect(try outbox.previousRun()?.cleanStopWallMs == 1234)
+        _ = try outbox.beginBoot(bootID: "boot-b")
+        #expect(try outbox.previousRun()?.cleanStopWallMs == nil)
+    }
+
+    @Test func keyRotationStateFollowsTheRecordFromStoredToSealed() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let outbox = try Outbox(path: path)
+        let old = SigningKey.generate()
+        let new = SigningKey.generate()
+        #expect(try outbox.keyRotationState(newKid: new.kid) == .notRecorded)
+        try outbox.append([OutboxTests().summary(1)])
+        let stamp = RecordStamp(rseq: 0, boot: 1, monoMs: 5, wallMs: 5, timeQuality: .synchronized)
+        let rotation = EvidenceRecord.keyRotation(
+            KeyRotation(stamp: stamp, newKey: new.publicJWK, proof: KeyRotation.proof(device: "dev-1", oldKid: old.kid, newKey: new)))
+        try outbox.append([rotation, OutboxTests().summary(3)])
+        #expect(try outbox.keyRotationState(newKid: new.kid) == .recorded(rseq: 2))
+        #expect(try outbox.keyRotationState(newKid: old.kid) == .notRecorded, "another key's rotation is not this one")
+        // Sealing stops at the rotation record when asked to.
+        let first = try #require(try outbox.sealNext(maxRecords: 10, throughRseq: 2, seal: OutboxTests().sealer(old)))
+        #expect(first.records.count == 2)
+        #expect(try outbox.keyRotationState(newKid: new.kid) == .sealed(rseq: 2, bseq: 1))
+        let second = try #require(try outbox.sealNext(maxRecords: 10, seal: OutboxTests().sealer(new)))
+        #expect(second.records.count == 1)
+    }
+
+    @Test func sealedBatchRecordsAreTheStoredBytesAndVerify() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let outbox = try Outbox(path: path)
+        let key = SigningKey.generate()
+        try outbox.append([OutboxTests().summary(1), OutboxTests().summary(2)])
+        let sealed = try #require(try outbox.sealNext(maxRecords: 10, seal: OutboxTests().sealer(key)))
+        let listed = try #require(try outbox.undelivered().first)
+        #expect(listed == sealed, "what is resent is byte-identical to what was sealed")
+        #expect(try VerifiedBatch.verify(file: listed.file, key: key.publicJWK).records.count == 2)
     }
 }

@@ -88,6 +88,7 @@ struct Gateway: Sendable {
     let deviceID: String
     let key: SigningKey
     let outbox: Outbox
+    let settings: Uplink.Settings
     let uplink: Uplink
 
     init(dir: TempDir, bankURL: String, deviceID: String = "acme-press-\(UUID().uuidString.prefix(8).lowercased())", key: SigningKey = .generate(), maxBatchRecords: Int, requestTimeout: Duration = .seconds(10), bankKey: PublicJWK? = nil) throws {
@@ -95,12 +96,21 @@ struct Gateway: Sendable {
         self.key = key
         outbox = try Outbox(path: dir.path("outbox-\(deviceID).sqlite"))
         let bootCount = try outbox.beginBoot(bootID: "boot-\(deviceID)")
-        uplink = Uplink(
-            outbox: outbox, key: key,
-            settings: Uplink.Settings(
-                bankURL: bankURL, deviceID: deviceID, bootID: "boot-\(deviceID)", bootCount: bootCount, batchInterval: .seconds(60),
-                maxBatchRecords: maxBatchRecords, requestTimeout: requestTimeout, bankKey: bankKey),
-            clock: StepClock(), logger: Fixture.quietLogger)
+        settings = Uplink.Settings(
+            bankURL: bankURL, deviceID: deviceID, bootID: "boot-\(deviceID)", bootCount: bootCount, batchInterval: .seconds(60),
+            maxBatchRecords: maxBatchRecords, requestTimeout: requestTimeout, bankKey: bankKey)
+        uplink = Uplink(outbox: outbox, key: key, settings: settings, clock: StepClock(), logger: Fixture.quietLogger)
+    }
+
+    /// Another uplink on the same outbox, as a restarted agent makes it: signing with `key`, with a
+    /// pending rotation when the outbox holds one.
+    func uplink(key: SigningKey? = nil, rotation: Uplink.PendingRotation?) -> Uplink {
+        Uplink(outbox: outbox, key: key ?? self.key, rotation: rotation, settings: settings, clock: StepClock(), logger: Fixture.quietLogger)
+    }
+
+    /// A rotation record from this gateway's key to `newKey` (rseq assigned by the outbox).
+    func rotationRecord(to newKey: SigningKey, n: Int64) -> EvidenceRecord {
+        .keyRotation(KeyRotation(stamp: Fixture.stamp(n), newKey: newKey.publicJWK, proof: KeyRotation.proof(device: deviceID, oldKid: key.kid, newKey: newKey)))
     }
 
     var enrollment: EnrolledDevice { EnrolledDevice(id: deviceID, key: key.publicJWK, enrolledAtMs: Fixture.t0) }

@@ -10,25 +10,29 @@ import VouchUplink
 /// real SQLite files.
 @Suite("Uplink delivery to a real bank", .serialized)
 struct UplinkDeliveryTests {
-    /// Checks what the bank holds for `deviceID` is exactly `sealed`, verified and chained.
-    static func expectBankHolds(_ bank: Bank, _ gateway: Gateway, _ sealed: [SealedBatch], records: Int) throws {
+    /// Checks what the bank holds for `deviceID` is exactly `sealed`, verified and chained. `keys`:
+    /// the key each batch must be signed with (the gateway's key for all of them when nil).
+    static func expectBankHolds(_ bank: Bank, _ gateway: Gateway, _ sealed: [SealedBatch], records: Int, keys: [PublicJWK]? = nil) throws {
         let stored = try bank.store.batches(device: gateway.deviceID)
         #expect(stored.map(\.bseq) == sealed.map(\.bseq))
         #expect(stored.map(\.hash) == sealed.map(\.signingInputHash))
         #expect(stored.map { Array($0.token.utf8) } == sealed.map { Array($0.token.utf8) })
+        #expect(stored.map(\.file) == sealed.map(\.file), "the bank holds the very bytes the gateway sealed")
         #expect(try bank.store.recordCount(device: gateway.deviceID) == records)
-        // The chain verifies from scratch with the device's public key alone.
+        let keys = keys ?? Array(repeating: gateway.key.publicJWK, count: stored.count)
+        try #require(keys.count == stored.count)
+        // The chain verifies from scratch with the device's public key(s) alone.
         var head: ChainHead?
         var nextRseq: Int64 = 1
-        for batch in stored {
-            let verified = try VerifiedBatch.verify(batch.token, key: gateway.key.publicJWK)
+        for (batch, key) in zip(stored, keys) {
+            let verified = try VerifiedBatch.verify(token: batch.token, records: batch.records, key: key)
             #expect(verified.payload.device == gateway.deviceID)
             #expect(verified.signingInputHash == batch.hash)
             let verdict = ChainRule.classify(
                 bseq: verified.payload.bseq, prev: verified.payload.prev, signingInputHash: verified.signingInputHash, head: head,
                 acceptedHash: nil)
             #expect(verdict == .extends, "batch \(batch.bseq)")
-            for record in try verified.payload.typedRecords() {
+            for record in try verified.typedRecords() {
                 #expect(record.stamp.rseq == nextRseq)
                 nextRseq += 1
             }
@@ -39,7 +43,7 @@ struct UplinkDeliveryTests {
 
     /// The receipt the bank holds for a batch (a resend is answered with the stored receipt).
     static func bankReceipt(_ bank: Bank, for batch: SealedBatch) throws -> (token: String, receipt: Receipt, hash: String) {
-        let answer = try bank.ingest.ingest(token: batch.token)
+        let answer = try bank.ingest.ingest(batch)
         #expect(answer.verdict == .duplicate)
         let (receipt, hash) = try Receipt.verify(answer.receipt, bankKey: bank.key.publicJWK)
         return (answer.receipt, receipt, hash)
@@ -66,7 +70,8 @@ struct UplinkDeliveryTests {
             #expect(try gateway.uplink.sealPending().isEmpty, "nothing left to seal")
             #expect(try gateway.outbox.undelivered() == sealed)
             let payloads = try sealed.map { try Fixture.payload($0.token) }
-            #expect(payloads.map(\.records.count) == [3, 3, 1])
+            #expect(payloads.map(\.recordCount) == [3, 3, 1])
+            #expect(sealed.map(\.records.count) == [3, 3, 1])
             #expect(payloads.map(\.prev) == [Digest256.zeroHex, sealed[0].signingInputHash, sealed[1].signingInputHash])
             #expect(payloads.allSatisfy { $0.receipt == nil }, "sealed before any receipt came back")
             #expect(payloads.allSatisfy { $0.device == gateway.deviceID && $0.bootCount == 1 })
@@ -106,7 +111,7 @@ struct UplinkDeliveryTests {
             let payload = try Fixture.payload(try #require(next.first).token)
             #expect(payload.receipt == lastReceiptHash)
             #expect(payload.prev == sealed[2].signingInputHash)
-            #expect(payload.records.count == 2)
+            #expect(payload.recordCount == 2)
 
             #expect(await gateway.uplink.sendPending() == .delivered(count: 1))
             try Self.expectBankHolds(bank, gateway, sealed + next, records: 9)
@@ -205,13 +210,13 @@ struct UplinkDeliveryTests {
         try bank.store.enroll(gateway.enrollment)
         try gateway.outbox.append(Fixture.summaries(1, from: 1))
         let one = try gateway.uplink.sealPending()
-        try gateway.outbox.append(Fixture.summaries(12, from: 2))
+        try gateway.outbox.append(Fixture.summaries(20, from: 2))
         let two = try gateway.uplink.sealPending()
-        try gateway.outbox.append(Fixture.summaries(1, from: 14))
+        try gateway.outbox.append(Fixture.summaries(1, from: 22))
         let three = try gateway.uplink.sealPending()
         #expect((one + two + three).map(\.bseq) == [1, 2, 3])
-        try #require(one[0].token.utf8.count <= 2_000 && three[0].token.utf8.count <= 2_000)
-        try #require(two[0].token.utf8.count > 2_000)
+        try #require(one[0].file.count <= 2_000 && three[0].file.count <= 2_000)
+        try #require(two[0].file.count > 2_000)
 
         let outcome = await gateway.uplink.sendPending()
         guard case .failed(let delivered, let reason) = outcome else {

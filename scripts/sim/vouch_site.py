@@ -6,6 +6,8 @@ newcomer watches is the very path the tests check. Every process runs in its own
 is stopped on exit, Ctrl-C or error: nothing is left running.
 """
 import argparse
+import base64
+import hashlib
 import json
 import os
 import signal
@@ -229,8 +231,8 @@ class Site:
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
     def batches(self):
-        out = self.bank("export", "--device", self.device_id).stdout
-        return [json.loads(line) for line in out.splitlines() if line.strip()]
+        """The bank's export stream, split into batches: bseq, token, signing input hash, record lines."""
+        return parse_stream(self.bank("export", "--device", self.device_id).stdout)
 
     def site_phases(self):
         if not self.site_events.exists():
@@ -238,8 +240,24 @@ class Site:
         return [json.loads(line) for line in self.site_events.read_text().splitlines() if line.strip()]
 
 
+def parse_stream(text):
+    """Splits a batch stream (evidence spec: a token line, then record lines starting with '[')."""
+    batches = []
+    for line in text.splitlines():
+        if not line:
+            continue
+        if line.startswith("["):
+            batches[-1]["records"].append(line)
+            continue
+        payload = json.loads(base64.urlsafe_b64decode(line.split(".")[1] + "=" * (-len(line.split(".")[1]) % 4)))
+        signing_input = line.rsplit(".", 1)[0].encode()
+        batches.append({"bseq": payload["bseq"], "token": line, "hash": hashlib.sha256(signing_input).hexdigest(),
+                        "manifest": payload, "records": []})
+    return batches
+
+
 INTERESTING = ("Maximum resident set size", "first reading", "readings in", "STOPPAGE", "sealed batch", "bank accepted", "bank duplicate",
-               "unreadable", "readable again", "upload failed", "accepted batch", "refused", "stopping", "[site]",
+               "unreadable", "readable again", "recorded", "upload failed", "accepted batch", "refused", "stopping", "[site]",
                "agent stopped", "stopped polling", "error", "listening on", "receipt_key")
 
 

@@ -1,0 +1,89 @@
+import VouchCore
+import VouchEvidence
+import VouchStore
+
+/// The records an agent start writes before any reading: what happened while it was away, what
+/// changed, and what is running. Pure, so tests pin every case.
+public enum StartupRecords {
+    public struct Context: Sendable {
+        public var deviceID: String
+        public var now: ClockReading
+        public var bootID: String
+        public var previous: Outbox.PreviousRun?
+        public var config: AgentConfig
+        public var binarySha256: String
+        public var keyID: String
+        /// Readings the configured channels would have made per second (for the missing count of an
+        /// agent-down gap).
+        public var readingsPerSecond: Double
+        public var heartbeatIntervalMs: Int64
+        public var who: String?
+
+        public init(
+            deviceID: String, now: ClockReading, bootID: String, previous: Outbox.PreviousRun?, config: AgentConfig, binarySha256: String,
+            keyID: String, readingsPerSecond: Double, heartbeatIntervalMs: Int64, who: String?
+        ) {
+            self.deviceID = deviceID
+            self.now = now
+            self.bootID = bootID
+            self.previous = previous
+            self.config = config
+            self.binarySha256 = binarySha256
+            self.keyID = keyID
+            self.readingsPerSecond = readingsPerSecond
+            self.heartbeatIntervalMs = heartbeatIntervalMs
+            self.who = who
+        }
+    }
+
+    public static func make(_ c: Context) -> [EvidenceRecord] {
+        let stamp = RecordStamp(rseq: 0, boot: c.now.bootCount, monoMs: c.now.monoMs, wallMs: c.now.wallMs, timeQuality: c.now.quality)
+        var records: [EvidenceRecord] = []
+        if let previous = c.previous, let last = previous.lastRecord {
+            var from = last.stamp
+            // A summary is stamped with its interval's start; its readings run to the interval's end.
+            if case .summary(let s) = last {
+                from.monoMs += s.intervalMs
+                from.wallMs += s.intervalMs
+            }
+            if let clean = previous.cleanStopWallMs, clean > from.wallMs {
+                from.monoMs += clean - from.wallMs
+                from.wallMs = clean
+            }
+            let downMs = max(0, c.now.wallMs - from.wallMs)
+            let rebooted = previous.bootID != nil && previous.bootID != c.bootID
+            var detail = "agent not running from \(from.wallMs) to \(c.now.wallMs) (wall ms, about \(downMs / 1000) s)"
+            if let clean = previous.cleanStopWallMs {
+                detail += "; it was stopped cleanly at \(clean)"
+            } else {
+                detail += "; it stopped without a clean shutdown (crash, kill or power loss)"
+            }
+            if rebooted { detail += "; the machine rebooted in between" }
+            if c.now.quality != .synchronized || from.timeQuality != .synchronized {
+                detail += "; wall clock not synchronised on both sides, so the length is uncertain"
+            }
+            records.append(
+                .gap(
+                    GapRecord(
+                        stamp: stamp, reason: .agentDown, channel: nil, fromBoot: from.boot, fromMonoMs: from.monoMs, fromWallMs: from.wallMs,
+                        toMonoMs: c.now.monoMs, toWallMs: c.now.wallMs, missing: Int64((Double(downMs) / 1000 * c.readingsPerSecond).rounded()),
+                        detail: detail)))
+        }
+        if c.previous?.configSha256 != c.config.sourceHash {
+            let previous = c.previous?.configSha256
+            records.append(
+                .configChange(
+                    ConfigChange(
+                        stamp: stamp, configSha256: c.config.sourceHash, previousSha256: previous, source: c.config.sourceFile, who: c.who,
+                        summary: "\(previous == nil ? "first configuration" : "configuration changed"): \(c.config.channels.count) channel(s) on \(c.config.modbusDevices.count) Modbus device(s), \(c.config.stoppageRules.count) stoppage rule(s)")))
+        }
+        records.append(
+            .attestation(
+                Attestation(
+                    stamp: stamp, bootCount: c.now.bootCount, bootID: c.bootID, uptimeSeconds: c.now.monoMs / 1000,
+                    softwareVersion: VouchCoreInfo.agentVersion, binarySha256: c.binarySha256, configSha256: c.config.sourceHash,
+                    keyProtection: .softwareFile, keyID: c.keyID)))
+        records.append(.heartbeat(Heartbeat(stamp: stamp, intervalMs: c.heartbeatIntervalMs, uptimeMs: 0, backlog: 0)))
+        return records
+    }
+}
