@@ -16,8 +16,11 @@ public enum TestVectors {
     public static let rotationProof = "eyJhbGciOiJFUzI1NiIsImtpZCI6Im0xWmxzZk5RbXNCbzV5aTY5THhoNG5YSldPZGdFRllaY2RXUi03YUgwa00iLCJ0eXAiOiJ2b3VjaC1rZXktcHJvb2YrandzIn0.eyJkZXYiOiJ2ZWN0b3Itc2l0ZS0xIiwibmV3IjoibTFabHNmTlFtc0JvNXlpNjlMeGg0blhKV09kZ0VGWVpjZFdSLTdhSDBrTSIsIm9sZCI6IkljaVRtLW5UVFo3RjRpUGhkQVc1d2xNQ2QtcHhPdzNCVWNfQlpQZ29DcjQifQ.A4m2teu4q0nSbnfTHOqOI1KuduP_BFtfI3B-I7MBSsTpA1T1EVjy2rWpCZ4DV0O4grX9F2oWvEDYVQt4hM6oUw"
     public static let bootID = "9f0c6c1e-3a1b-4d57-9b43-3c1d2e4f5a6b"
 
+    /// The wall clock was set 30 s forward at mono 5,150,000 (the `clk` record): later stamps carry it.
+    static func wall(_ mono: Int64) -> Int64 { 1_790_000_000_000 + mono - 5_000_000 + (mono >= 5_150_000 ? 30_000 : 0) }
+
     static func stamp(_ rseq: Int64, _ mono: Int64, tq: TimeQuality = .synchronized) -> RecordStamp {
-        RecordStamp(rseq: rseq, boot: 3, monoMs: mono, wallMs: 1_790_000_000_000 + mono - 5_000_000, timeQuality: tq)
+        RecordStamp(rseq: rseq, boot: 3, monoMs: mono, wallMs: wall(mono), timeQuality: tq)
     }
 
     /// One record of every kind, rseq 1…10, in the spec's kind order.
@@ -40,7 +43,7 @@ public enum TestVectors {
                         WindowSample(monoMs: 5_061_000, wallMs: 1_790_000_061_000, value: 0),
                     ],
                     explanation: "press.power below 500.0 W since 08:01:00Z (15 s, lowest 0.0 W) during the shift: production stopped")),
-            .heartbeat(Heartbeat(stamp: stamp(3, 5_100_000), intervalMs: 300_000, uptimeMs: 3_600_000, backlog: 2)),
+            .heartbeat(Heartbeat(stamp: stamp(3, 5_100_000), intervalMs: 300_000, uptimeMs: 3_600_000, backlog: 0)),
             .gap(
                 GapRecord(
                     stamp: stamp(4, 5_110_000), reason: .sensorUnreachable, channel: "scale.weight", fromBoot: 3, fromMonoMs: 4_990_000,
@@ -60,10 +63,10 @@ public enum TestVectors {
                     stamp: stamp(7, 5_140_000), bootCount: 3, bootID: bootID, uptimeSeconds: 5_140, softwareVersion: "0.3.0",
                     binarySha256: Digest256.sha256Hex(Array("vouch binary".utf8)), configSha256: Digest256.sha256Hex(Array("config v2".utf8)),
                     keyProtection: .softwareFile, keyID: deviceKey.kid)),
-            .clockStep(ClockStep(stamp: stamp(8, 5_150_000, tq: .synchronized), expectedWallMs: 1_790_000_120_000, stepMs: 30_000, qualityBefore: .unsynchronized)),
+            .clockStep(ClockStep(stamp: stamp(8, 5_150_000, tq: .synchronized), expectedWallMs: wall(5_150_000) - 30_000, stepMs: 30_000, qualityBefore: .unsynchronized)),
             .raw(
                 RawSamples(
-                    stamp: stamp(9, 5_160_000, tq: .stepped), channel: "press.current", unit: "A", scale: -2, periodMs: 1_000,
+                    stamp: stamp(9, 5_145_000, tq: .stepped), channel: "press.current", unit: "A", scale: -2, periodMs: 1_000,
                     values: [1_250, 1_262, nil, 1_240, 1_240, 0])),
             .keyRotation(
                 KeyRotation(
@@ -98,14 +101,16 @@ public enum TestVectors {
         var log = MerkleLog()
         for (i, (recs, key)) in groups.enumerated() {
             let bseq = Int64(i + 1)
+            // Sealed 5 s after its last record, as a batch seals everything recorded so far.
+            let sealedMono = (recs.last?.stamp.monoMs ?? 5_000_000) + 5_000
             let payload = BatchPayload(
-                device: device, bseq: bseq, prev: prev, bootId: bootID, bootCount: 3, sealedWallMs: 1_790_000_200_000 + Int64(i) * 60_000,
-                sealedMonoMs: 5_200_000 + Int64(i) * 60_000, timeQuality: .synchronized, records: recs, receipt: receiptHash)
+                device: device, bseq: bseq, prev: prev, bootId: bootID, bootCount: 3, sealedWallMs: wall(sealedMono),
+                sealedMonoMs: sealedMono, timeQuality: .synchronized, records: recs, receipt: receiptHash)
             let sealed = SealedBatch.seal(payload, records: recs, key: key)
             let index = log.append(leaf: Hex.decode(sealed.signingInputHash) ?? [])
             let receipt = Receipt(
                 device: device, bseq: bseq, batch: sealed.signingInputHash, deviceLogSize: bseq, logIndex: index, logSize: log.size,
-                logRoot: Hex.encode(log.root), acceptedWallMs: 1_790_000_205_000 + Int64(i) * 60_000)
+                logRoot: Hex.encode(log.root), acceptedWallMs: wall(sealedMono) + 1_000)
             let signedReceipt = receipt.sign(with: bankKey)
             out.append(Batch(payload: payload, records: recs, sealed: sealed, receipt: signedReceipt, receiptBody: receipt))
             prev = sealed.signingInputHash

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Verifier for the Vouch evidence format v1, written from EvidenceFormat.md alone.
+"""Verifier for the Vouch evidence format v1, written from EvidenceFormat.md (revised) alone.
 
 Dependencies: joserfc (JWS / ES256 verification) and the standard library
-(hashlib, base64, json).  Every decision the specification leaves open is
+(hashlib, base64, json).  Every decision the specification still leaves open is
 marked in the code with "SPEC-GAP" and listed in the accompanying report.
 
 Library API
@@ -10,21 +10,25 @@ Library API
     canonical_json(value) -> bytes
     strict_loads(data) -> value               (refuses floats, exponents, NaN, dup keys, |int| > 2^63)
     jwk_thumbprint(jwk) -> str                (RFC 7638, computed here)
+    load_key_document(doc) -> (jwk, device)   (bare JWK, enrolment document, or `vouch-bank key` output)
     merkle_root(leaves) -> bytes              (RFC 6962 MTH)
     audit_path(index, leaves) -> [bytes]      (RFC 6962 PATH, leaf side first)
-    verify_audit_path(index, n, leaf, path, root) -> bool   (RFC 9162 2.1.3.2, as in the spec)
+    verify_audit_path(index, n, leaf, path, root) -> bool   (the spec's RFC 9162 2.1.3.2 pseudo-code)
     log_root(batch_hashes) -> bytes           (bank log: leaves are raw 32-byte signing-input hashes)
     verify_stream(data, enrolled_jwk, expected_last=None, ...) -> [Verdict]
     verify_receipt(token, bank_jwk) -> payload dict
-    check_receipt_names(payload, batch) -> None (raises VerifyError)
-    verify_inclusion_proof(proof, enrolled_jwk, ...) -> record (list)
+    check_receipt_names(payload, batch) -> None (raises VerifyError(E_RECEIPT_MISMATCH))
+    receipt_signing_input_hash(token) -> hex
+    verify_inclusion_proof(proof, jwk, ...) -> record (list)
+        jwk: the key in force for the batch, an enrolment document, or a Chain (the key history)
 
 CLI
 ---
     python spec_verifier.py stream  --jwk FILE [--last N] [--device ID] FILE...
     python spec_verifier.py receipt --bank-jwk FILE [--batch BATCHFILE] TOKENFILE
-    python spec_verifier.py proof   --jwk FILE [--bank-jwk FILE] PROOF.json
-Exit status 0 when everything verifies, 1 otherwise.
+    python spec_verifier.py proof   --jwk FILE [--history STREAM] [--bank-jwk FILE] PROOF.json
+--jwk takes a bare JWK or the enrolment document (`vouch enroll`); --bank-jwk a bare JWK or the
+output of `vouch-bank key`.  Exit status 0 when everything verifies, 1 otherwise.
 """
 from __future__ import annotations
 
@@ -42,41 +46,44 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
 # --------------------------------------------------------------------------------------------
-# Error codes named by the specification
+# Error codes (the spec's "Error codes" table)
 # --------------------------------------------------------------------------------------------
 OK = "ok"
 E_BATCH_MALFORMED = "E_BATCH_MALFORMED"
+E_JWS_MALFORMED = "E_JWS_MALFORMED"
+E_JWS_ALG = "E_JWS_ALG"
 E_JWS_KID = "E_JWS_KID"
 E_JWS_SIGNATURE = "E_JWS_SIGNATURE"
+E_DEVICE_UNKNOWN = "E_DEVICE_UNKNOWN"      # bank-side only (no enrolled device has the kid)
+E_DEVICE_MISMATCH = "E_DEVICE_MISMATCH"
+E_DEVICE_REVOKED = "E_DEVICE_REVOKED"      # bank-side only
 E_PAYLOAD_MALFORMED = "E_PAYLOAD_MALFORMED"
 E_PAYLOAD_VERSION = "E_PAYLOAD_VERSION"
-E_DEVICE_MISMATCH = "E_DEVICE_MISMATCH"
 E_RECORD_NOT_CANONICAL = "E_RECORD_NOT_CANONICAL"
 E_RECORD_MALFORMED = "E_RECORD_MALFORMED"
 E_MERKLE_ROOT = "E_MERKLE_ROOT"
-E_RSEQ_ORDER = "E_RSEQ_ORDER"
-E_RSEQ_GAP = "E_RSEQ_GAP"
-E_CHAIN_FORK = "E_CHAIN_FORK"
 E_CHAIN_GAP = "E_CHAIN_GAP"
 E_CHAIN_REORDER = "E_CHAIN_REORDER"
 E_CHAIN_PREV = "E_CHAIN_PREV"
-E_CHAIN_SILENT = "E_CHAIN_SILENT"
-E_CHAIN_TRUNCATED = "E_CHAIN_TRUNCATED"
+E_CHAIN_FORK = "E_CHAIN_FORK"
+E_RSEQ_ORDER = "E_RSEQ_ORDER"
+E_RSEQ_GAP = "E_RSEQ_GAP"
 E_KEY_ROTATION = "E_KEY_ROTATION"
 E_KEY_RETIRED = "E_KEY_RETIRED"
+E_CHAIN_TRUNCATED = "E_CHAIN_TRUNCATED"
+E_CHAIN_SILENT = "E_CHAIN_SILENT"
+E_RECEIPT_MISMATCH = "E_RECEIPT_MISMATCH"
+E_PROOF_INVALID = "E_PROOF_INVALID"
 
 SPEC_CODES = frozenset(
     [
-        E_BATCH_MALFORMED, E_JWS_KID, E_JWS_SIGNATURE, E_PAYLOAD_MALFORMED, E_PAYLOAD_VERSION,
-        E_DEVICE_MISMATCH, E_RECORD_NOT_CANONICAL, E_RECORD_MALFORMED, E_MERKLE_ROOT,
-        E_RSEQ_ORDER, E_RSEQ_GAP, E_CHAIN_FORK, E_CHAIN_GAP, E_CHAIN_REORDER, E_CHAIN_PREV,
-        E_CHAIN_SILENT, E_CHAIN_TRUNCATED, E_KEY_ROTATION, E_KEY_RETIRED,
+        E_BATCH_MALFORMED, E_JWS_MALFORMED, E_JWS_ALG, E_JWS_KID, E_JWS_SIGNATURE, E_DEVICE_UNKNOWN,
+        E_DEVICE_MISMATCH, E_DEVICE_REVOKED, E_PAYLOAD_MALFORMED, E_PAYLOAD_VERSION, E_RECORD_NOT_CANONICAL,
+        E_RECORD_MALFORMED, E_MERKLE_ROOT, E_CHAIN_GAP, E_CHAIN_REORDER, E_CHAIN_PREV, E_CHAIN_FORK,
+        E_RSEQ_ORDER, E_RSEQ_GAP, E_KEY_ROTATION, E_KEY_RETIRED, E_CHAIN_TRUNCATED, E_CHAIN_SILENT,
+        E_RECEIPT_MISMATCH, E_PROOF_INVALID,
     ]
 )
-
-# SPEC-GAP: the spec names no code for a receipt that verifies but does not name the batch
-# in hand.  This code is ours, deliberately outside the E_ namespace.
-X_RECEIPT_MISMATCH = "X_RECEIPT_MISMATCH"
 
 TYP_BATCH = "vouch-batch+jws"
 TYP_RECEIPT = "vouch-receipt+jws"
@@ -165,19 +172,28 @@ def canonical_json(value: Any) -> bytes:
     return "".join(out).encode("utf-8")  # strict: a lone surrogate raises UnicodeEncodeError (a ValueError)
 
 
+class NotInValueSpace(ValueError):
+    """Not JSON text, or JSON outside the format's value space: a float / exponent, NaN or Infinity,
+    an integer outside int64, invalid UTF-8."""
+
+
+class NotCanonicalValue(ValueError):
+    """Valid JSON that no canonical text can reproduce: a duplicate member, an escaped lone surrogate."""
+
+
 def _refuse_float(text: str) -> Any:
-    raise ValueError(f"JSON number with fraction or exponent refused: {text}")
+    raise NotInValueSpace(f"JSON number with fraction or exponent refused: {text}")
 
 
 def _refuse_constant(text: str) -> Any:
-    raise ValueError(f"non-JSON constant refused: {text}")
+    raise NotInValueSpace(f"non-JSON constant refused: {text}")
 
 
 def _pairs_no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
     obj: dict = {}
     for k, v in pairs:
         if k in obj:
-            raise ValueError(f"duplicate object member {k!r}")
+            raise NotCanonicalValue(f"duplicate object member {k!r}")
         obj[k] = v
     return obj
 
@@ -187,32 +203,47 @@ def _check_value_space(v: Any) -> None:
         return
     if isinstance(v, int):
         if not INT64_MIN <= v <= INT64_MAX:
-            raise ValueError("integer outside the signed 64-bit range")
+            raise NotInValueSpace("integer outside the signed 64-bit range")
     elif isinstance(v, str):
-        v.encode("utf-8")  # refuses lone surrogates smuggled in as \ud800 escapes
+        _check_utf8(v)
     elif isinstance(v, list):
         for x in v:
             _check_value_space(x)
     elif isinstance(v, dict):
         for k, x in v.items():
-            k.encode("utf-8")
+            _check_utf8(k)
             _check_value_space(x)
+
+
+def _check_utf8(s: str) -> None:
+    try:
+        s.encode("utf-8")  # refuses lone surrogates smuggled in as \ud800 escapes
+    except UnicodeEncodeError as exc:
+        raise NotCanonicalValue("string holds a lone surrogate") from exc
 
 
 def strict_loads(data: bytes | str) -> Any:
     """Parse JSON in the format's value space.  Refuses any number written with '.', 'e' or 'E',
-    NaN/Infinity, duplicate keys, integers outside int64, invalid UTF-8 and lone surrogates.
-    Raises ValueError."""
+    NaN/Infinity, integers outside int64 and invalid UTF-8 (NotInValueSpace), duplicate keys and lone
+    surrogates (NotCanonicalValue).  Both are ValueError."""
     if isinstance(data, (bytes, bytearray)):
-        text = bytes(data).decode("utf-8")  # strict
+        try:
+            text = bytes(data).decode("utf-8")  # strict
+        except UnicodeDecodeError as exc:
+            raise NotInValueSpace(f"not UTF-8: {exc}") from exc
     else:
         text = data
-    value = json.loads(
-        text,
-        parse_float=_refuse_float,
-        parse_constant=_refuse_constant,
-        object_pairs_hook=_pairs_no_duplicates,
-    )
+    try:
+        value = json.loads(
+            text,
+            parse_float=_refuse_float,
+            parse_constant=_refuse_constant,
+            object_pairs_hook=_pairs_no_duplicates,
+        )
+    except (NotInValueSpace, NotCanonicalValue):
+        raise
+    except ValueError as exc:  # json.JSONDecodeError
+        raise NotInValueSpace(f"not JSON: {exc}") from exc
     _check_value_space(value)
     return value
 
@@ -254,8 +285,8 @@ def is_hex64(v: Any) -> bool:
 
 
 def public_jwk(jwk: dict) -> dict:
-    """The {"crv","kty","x","y"} members of a P-256 JWK (a private 'd' or other members are dropped).
-    Raises ValueError when it is not a valid P-256 public key."""
+    """The {"crv","kty","x","y"} members of a P-256 JWK (a private 'd' or other members are dropped:
+    "only these members are used").  Raises ValueError when it is not a valid P-256 public key."""
     if not isinstance(jwk, dict):
         raise ValueError("JWK must be an object")
     if jwk.get("kty") != "EC" or jwk.get("crv") != "P-256":
@@ -275,6 +306,26 @@ def jwk_thumbprint(jwk: dict) -> str:
     """RFC 7638 thumbprint: base64url(SHA-256('{"crv":…,"kty":"EC","x":…,"y":…}'))."""
     members = {"crv": jwk["crv"], "kty": jwk["kty"], "x": jwk["x"], "y": jwk["y"]}
     return b64url_encode(sha256(canonical_json(members)))
+
+
+def load_key_document(doc: dict) -> tuple[dict, str | None]:
+    """A bare public JWK, the device's enrolment document
+    {"alg":"ES256","created_ms":…,"device":…,"jwk":{…},"kid":…}, or the bank key document
+    {"jwk":{…},"kid":…}.  Returns (public JWK, device id or None).  A document whose kid is not the
+    JWK's thumbprint, or whose alg is not ES256, is refused (ValueError)."""
+    if not isinstance(doc, dict):
+        raise ValueError("key document must be an object")
+    if "jwk" not in doc:
+        return public_jwk(doc), None
+    pub = public_jwk(doc["jwk"])
+    if "kid" in doc and doc["kid"] != jwk_thumbprint(pub):
+        raise ValueError("key document's kid is not the RFC 7638 thumbprint of its jwk")
+    if "alg" in doc and doc["alg"] != "ES256":
+        raise ValueError("key document's alg is not ES256")
+    device = doc.get("device")
+    if device is not None and not isinstance(device, str):
+        raise ValueError("enrolment document's device is not a string")
+    return pub, device
 
 
 # --------------------------------------------------------------------------------------------
@@ -321,10 +372,10 @@ def audit_path(index: int, leaves: list[bytes]) -> list[bytes]:
 
 
 def verify_audit_path(index: int, n: int, leaf: bytes, path: list[bytes], root: bytes) -> bool:
-    """The spec's transcription of RFC 9162 section 2.1.3.2.  'leaf' is the leaf's data (record line)."""
-    # SPEC-GAP: the spec's pseudo-code omits RFC 9162's first step, "if leaf_index >= tree_size,
-    # fail"; we keep it (and refuse negative indices).
-    if not (isinstance(index, int) and isinstance(n, int)) or index < 0 or index >= n:
+    """The spec's pseudo-code (RFC 9162 section 2.1.3.2).  'leaf' is the leaf's data (record line)."""
+    if not (_is_int(index) and _is_int(n)):
+        return False
+    if index < 0 or index >= n:  # "if index < 0 or index ≥ n: fail"
         return False
     fn, sn = index, n - 1
     r = leaf_hash(leaf)
@@ -379,72 +430,126 @@ class ParsedToken:
 
 
 def parse_token(token: str) -> ParsedToken:
-    """Split a JWS compact token without verifying it.  Raises VerifyError(E_BATCH_MALFORMED)."""
-    # SPEC-GAP: the spec names no code for a token that is not a JWS at all; step 1 says the first
-    # line "is the token", so an unparseable token is reported as E_BATCH_MALFORMED.
+    """Split a JWS compact token without verifying it.  Raises VerifyError(E_JWS_MALFORMED):
+    not three base64url parts, detached (empty) payload, header not a JSON object."""
     if not isinstance(token, str):
-        raise VerifyError(E_BATCH_MALFORMED, "token is not a string")
+        raise VerifyError(E_JWS_MALFORMED, "token is not a string")
     parts = token.split(".")
     if len(parts) != 3:
-        raise VerifyError(E_BATCH_MALFORMED, "token is not JWS compact serialisation (3 parts)")
+        raise VerifyError(E_JWS_MALFORMED, "token is not JWS compact serialisation (3 parts)")
     if parts[1] == "":
-        raise VerifyError(E_BATCH_MALFORMED, "detached payload is not allowed")
+        raise VerifyError(E_JWS_MALFORMED, "detached payload is not allowed")
     try:
         header_bytes = b64url_decode(parts[0])
         payload_bytes = b64url_decode(parts[1])
-        sig = b64url_decode(parts[2])
+        b64url_decode(parts[2])
     except ValueError as exc:
-        raise VerifyError(E_BATCH_MALFORMED, f"token segment: {exc}") from exc
+        raise VerifyError(E_JWS_MALFORMED, f"token segment: {exc}") from exc
     try:
         header = strict_loads(header_bytes)
     except ValueError as exc:
-        raise VerifyError(E_BATCH_MALFORMED, f"protected header is not JSON: {exc}") from exc
+        raise VerifyError(E_JWS_MALFORMED, f"protected header is not JSON: {exc}") from exc
     if not isinstance(header, dict):
-        raise VerifyError(E_BATCH_MALFORMED, "protected header is not an object")
-    if len(sig) != 64:
-        raise VerifyError(E_JWS_SIGNATURE, "ES256 signature must be 64 bytes (r || s)")
+        raise VerifyError(E_JWS_MALFORMED, "protected header is not an object")
     return ParsedToken(token, header, header_bytes, payload_bytes, (parts[0] + "." + parts[1]).encode("ascii"))
 
 
 def check_header(pt: ParsedToken, typ: str) -> str:
-    """alg ES256, the expected typ, nothing but alg/kid/typ; returns kid.  E_JWS_SIGNATURE otherwise."""
-    # SPEC-GAP: step 2 names only E_JWS_KID and E_JWS_SIGNATURE; a wrong alg or typ, a crit member or
-    # any header member beyond alg/kid/typ is reported as E_JWS_SIGNATURE.
+    """Step 2's header checks, in the spec's order: alg ES256 (E_JWS_ALG), typ (E_JWS_MALFORMED),
+    no crit (E_JWS_MALFORMED), a kid (E_JWS_KID).  Returns the kid."""
     hdr = pt.header
     if hdr.get("alg") != "ES256":
-        raise VerifyError(E_JWS_SIGNATURE, f"alg must be ES256, got {hdr.get('alg')!r}")
+        raise VerifyError(E_JWS_ALG, f"alg must be ES256, got {hdr.get('alg')!r}")
     if hdr.get("typ") != typ:
-        raise VerifyError(E_JWS_SIGNATURE, f"typ must be {typ}, got {hdr.get('typ')!r}")
-    extra = set(hdr) - {"alg", "kid", "typ"}
-    if extra:
-        raise VerifyError(E_JWS_SIGNATURE, f"protected header has members beyond alg/kid/typ: {sorted(extra)}")
+        raise VerifyError(E_JWS_MALFORMED, f"typ must be {typ}, got {hdr.get('typ')!r}")
+    if "crit" in hdr:
+        raise VerifyError(E_JWS_MALFORMED, "a crit header is not allowed")
+    # SPEC-GAP: the header is given as exactly {alg, kid, typ}, but E_JWS_MALFORMED lists only a wrong typ
+    # and crit; other protected header members are ignored (as JOSE does for unknown non-crit members).
+    # The header's canonical form is not checked: "a verifier need not check" it (Canonical JSON).
     if not isinstance(hdr.get("kid"), str):
         raise VerifyError(E_JWS_KID, "protected header has no string kid")
-    # SPEC-GAP: "every JSON text the device ... signs is canonical" - we hold the header to it.
-    if canonical_json(hdr) != pt.header_bytes:
-        raise VerifyError(E_JWS_SIGNATURE, "protected header is not canonical JSON")
     return hdr["kid"]
 
 
 def jws_signature_valid(token: str, jwk: dict) -> bool:
-    """Signature check with joserfc, ES256 only."""
+    """Signature check with joserfc, ES256 only (r || s, 64 bytes)."""
     try:
+        if len(b64url_decode(token.rsplit(".", 1)[1])) != 64:
+            return False
         key = ECKey.import_key(public_jwk(jwk))
         jws.deserialize_compact(token, key, algorithms=["ES256"])
         return True
-    except (JoseError, ValueError, TypeError):
+    except (JoseError, ValueError, TypeError, IndexError):
         return False
 
 
 def verify_jws(token: str, jwk: dict, typ: str) -> ParsedToken:
-    """Step 2 for one token against one key: header, kid = thumbprint(jwk), signature."""
+    """Step 2 for one token against one key: structure, alg, typ, kid = thumbprint(jwk), signature."""
     pt = parse_token(token)
     kid = check_header(pt, typ)
-    if kid != jwk_thumbprint(jwk):
-        raise VerifyError(E_JWS_KID, f"kid {kid} is not the thumbprint {jwk_thumbprint(jwk)} of the key in force")
-    if not jws_signature_valid(token, jwk):
+    pub = public_jwk(jwk)
+    if kid != jwk_thumbprint(pub):
+        raise VerifyError(E_JWS_KID, f"kid {kid} is not the thumbprint {jwk_thumbprint(pub)} of the key")
+    if not jws_signature_valid(token, pub):
         raise VerifyError(E_JWS_SIGNATURE, "signature does not verify")
     return pt
+
+
+# --------------------------------------------------------------------------------------------
+# Keys in force per bseq ("Enrolment and keys", `key` records)
+# --------------------------------------------------------------------------------------------
+@dataclass
+class _KeyEpoch:
+    from_bseq: int   # in force from this bseq through the bseq of the next epoch's rotation batch
+    jwk: dict
+    kid: str
+
+
+def _key_in_force(epochs: list, bseq: int) -> _KeyEpoch:
+    """The key in force at bseq: the enrolled key from 1 through the batch holding the first rotation,
+    each rotated-in key from the batch after its rotation through the batch holding the next one."""
+    cur = epochs[0]
+    for ep in epochs:
+        if ep.from_bseq <= bseq:
+            cur = ep
+    return cur
+
+
+def _claimed_bseq(payload_bytes: bytes) -> int | None:
+    """The manifest's bseq, read before step 3's checks (step 2 needs it); None when unreadable."""
+    try:
+        m = strict_loads(payload_bytes)
+    except ValueError:
+        return None
+    b = m.get("bseq") if isinstance(m, dict) else None
+    return b if _is_int(b) and b >= 1 else None
+
+
+def verify_batch_jws(token: str, epochs: list) -> tuple[ParsedToken, _KeyEpoch]:
+    """Step 2 against a device's key history, in the spec's order: three base64url parts
+    (E_JWS_MALFORMED), alg (E_JWS_ALG), typ (E_JWS_MALFORMED), kid is one of the device's keys
+    (E_JWS_KID), that key is in force at the manifest's bseq (E_KEY_RETIRED), signature (E_JWS_SIGNATURE)."""
+    pt = parse_token(token)
+    kid = check_header(pt, TYP_BATCH)
+    with_kid = [ep for ep in epochs if ep.kid == kid]
+    if not with_kid:
+        raise VerifyError(E_JWS_KID, f"kid {kid} names no key of this device")
+    bseq = _claimed_bseq(pt.payload_bytes)
+    if bseq is not None:
+        epoch = _key_in_force(epochs, bseq)
+        if epoch.kid != kid:
+            # Checked before the signature, as step 2 orders it.
+            raise VerifyError(E_KEY_RETIRED, f"bseq {bseq} is signed by key {kid}; the key in force at bseq "
+                                             f"{bseq} is {epoch.kid}")
+    else:
+        # SPEC-GAP: step 2 needs "the manifest's bseq" before step 3 parses the manifest.  When it cannot
+        # be read, the in-force check is skipped; the signature is checked with the key of that kid and
+        # step 3 then refuses the manifest (E_PAYLOAD_MALFORMED).
+        epoch = with_kid[-1]
+    if not jws_signature_valid(token, epoch.jwk):
+        raise VerifyError(E_JWS_SIGNATURE, "signature does not verify with the key in force")
+    return pt, epoch
 
 
 # --------------------------------------------------------------------------------------------
@@ -467,15 +572,13 @@ def parse_manifest(payload_bytes: bytes) -> dict:
     if not isinstance(m, dict):
         raise VerifyError(E_PAYLOAD_MALFORMED, "manifest is not an object")
     # SPEC-GAP: the spec does not order the version check against the member checks; a v other than 1
-    # is reported first, since a v2 manifest may legitimately have other members.
+    # is reported first, since a later version may legitimately have other members.
     if "v" in m and m["v"] != 1:
         raise VerifyError(E_PAYLOAD_VERSION, f"manifest v is {m['v']!r}, not 1")
     missing = MANIFEST_MEMBERS - set(m)
     extra = set(m) - MANIFEST_MEMBERS
     if missing or extra:
         raise VerifyError(E_PAYLOAD_MALFORMED, f"manifest members: missing {sorted(missing)}, unknown {sorted(extra)}")
-    if not _is_int(m["v"]):
-        raise VerifyError(E_PAYLOAD_MALFORMED, "v is not an integer")
     if not isinstance(m["dev"], str):
         raise VerifyError(E_PAYLOAD_MALFORMED, "dev is not a string")
     if not _is_int(m["bseq"]) or m["bseq"] < 1:
@@ -483,8 +586,9 @@ def parse_manifest(payload_bytes: bytes) -> dict:
     if not is_hex64(m["prev"]):
         raise VerifyError(E_PAYLOAD_MALFORMED, "prev is not 64 lowercase hex digits")
     boot = m["boot"]
-    # SPEC-GAP: the spec gives boot and t as objects with listed members but not whether other members
-    # are allowed, nor the JSON type of boot.id; we require exactly the listed members, id a string.
+    # SPEC-GAP: boot and t are given with their members but without saying whether other members are
+    # allowed, nor the JSON type of boot.id; we require exactly the listed members, id a string, and
+    # t.tq from the closed tq list.
     if not (isinstance(boot, dict) and set(boot) == {"id", "n"} and isinstance(boot["id"], str) and _is_int(boot["n"])):
         raise VerifyError(E_PAYLOAD_MALFORMED, "boot must be {id: string, n: integer}")
     t = m["t"]
@@ -497,10 +601,8 @@ def parse_manifest(payload_bytes: bytes) -> dict:
         raise VerifyError(E_PAYLOAD_MALFORMED, "root is not 64 lowercase hex digits")
     if m["rcpt"] is not None and not is_hex64(m["rcpt"]):
         raise VerifyError(E_PAYLOAD_MALFORMED, "rcpt is neither null nor 64 lowercase hex digits")
-    # SPEC-GAP: the manifest is said to be canonical; the verification procedure does not say to check
-    # it.  We do (a non-canonical manifest can only come from the signer, so this is a format check).
-    if canonical_json(m) != payload_bytes:
-        raise VerifyError(E_PAYLOAD_MALFORMED, "manifest is not canonical JSON")
+    # The manifest's canonical form is not checked: it is signed over its exact bytes and "a verifier
+    # need not check" it (Canonical JSON).
     return m
 
 
@@ -520,7 +622,7 @@ def _t_enum(*values): return lambda v: isinstance(v, str) and v in values
 
 
 def _t_window(v):
-    # "evidence window: [mono, wall, value] samples ...; value null for a failed poll"
+    # "each exactly [mono, wall, value] with two integers and an integer or null"
     return isinstance(v, list) and all(
         isinstance(s, list) and len(s) == 3 and _is_int(s[0]) and _is_int(s[1]) and _t_int_null(s[2]) for s in v
     )
@@ -528,45 +630,6 @@ def _t_window(v):
 
 def _t_values(v):
     return isinstance(v, list) and all(_t_int_null(x) for x in v)
-
-
-def _t_new_jwk(v):
-    if not (isinstance(v, dict) and set(v) == {"crv", "kty", "x", "y"}):
-        return False
-    try:
-        public_jwk(v)
-        return True
-    except ValueError:
-        return False
-
-
-_ATT_CLAIM_TYPES = {
-    "bootcount": _t_int,
-    "bootseed": lambda v: isinstance(v, str) and _b64_len(v) == 16,
-    "uptime": _t_int,
-    "swname": _t_str,
-    "swversion": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
-    "vouch.bin_sha256": _t_hex,
-    "vouch.cfg_sha256": _t_hex,
-    "vouch.keyprot": _t_enum("software-file", "hardware"),
-    "vouch.kid": _t_str,
-}
-
-
-def _b64_len(v: str) -> int:
-    try:
-        return len(b64url_decode(v))
-    except ValueError:
-        return -1
-
-
-def _t_claims(v):
-    # Known claims are type-checked when present; unknown claims are ignored (as the spec requires).
-    # SPEC-GAP: the spec does not say which claims are required, nor whether a known claim of the wrong
-    # type makes the record malformed; we refuse a wrongly typed known claim and require none.
-    if not isinstance(v, dict):
-        return False
-    return all(check(v[name]) for name, check in _ATT_CLAIM_TYPES.items() if name in v)
 
 
 COMMON_FIELDS = [
@@ -578,9 +641,12 @@ COMMON_FIELDS = [
     ("tq", _t_enum(*TQ_VALUES)),
 ]
 
-# SPEC-GAP: the value lists for phase, severity, reason, tq_before and vouch.keyprot are given in the
-# tables but the spec does not say whether other values make a record malformed ("severity ...
-# (configured)" suggests the set may be configurable).  We refuse values outside the lists.
+# Closed value lists (Records): phase, reason, tq, tq_before.  Open: severity, unit, claim values.
+# SPEC-GAP: the att claims are typed in prose (bootcount integer, bootseed base64url of 16 bytes, ...),
+# but the spec does not say whether a known claim of the wrong type makes the record malformed; the
+# field's type is "object" and only that is checked (claim values are open, unknown claims ignored).
+# The key record's new_jwk is checked as an object here; whether it is a usable P-256 key is decided
+# by its proof in step 9 (E_KEY_ROTATION).
 KIND_FIELDS: dict[str, list[tuple[str, Any]]] = {
     "sum": [
         ("channel", _t_str), ("interval_ms", _t_int), ("unit", _t_str), ("scale", _t_int),
@@ -589,7 +655,7 @@ KIND_FIELDS: dict[str, list[tuple[str, Any]]] = {
     ],
     "evt": [
         ("event_id", _t_str), ("phase", _t_enum("start", "end")), ("rule", _t_str), ("rule_v", _t_int),
-        ("channel", _t_str), ("severity", _t_enum("low", "medium", "high")), ("start_mono", _t_int),
+        ("channel", _t_str), ("severity", _t_str), ("start_mono", _t_int),
         ("start_wall", _t_int), ("end_mono", _t_int_null), ("end_wall", _t_int_null), ("duration_ms", _t_int),
         ("unit", _t_str), ("scale", _t_int), ("params", _t_obj), ("baseline", _t_obj_null),
         ("window", _t_window), ("explanation", _t_str),
@@ -605,8 +671,8 @@ KIND_FIELDS: dict[str, list[tuple[str, Any]]] = {
         ("who", _t_str_null), ("summary", _t_str),
     ],
     "act": [("action", _t_str), ("who", _t_str_null), ("params", _t_obj), ("explanation", _t_str)],
-    "att": [("claims", _t_claims)],
-    "key": [("new_jwk", _t_new_jwk), ("proof", _t_str)],
+    "att": [("claims", _t_obj)],
+    "key": [("new_jwk", _t_obj), ("proof", _t_str)],
     "clk": [("expected_wall", _t_int), ("step_ms", _t_int), ("tq_before", _t_enum(*TQ_VALUES))],
     "raw": [
         ("channel", _t_str), ("unit", _t_str), ("scale", _t_int), ("period_ms", _t_pos_int),
@@ -616,15 +682,14 @@ KIND_FIELDS: dict[str, list[tuple[str, Any]]] = {
 
 
 def check_record(rec: Any) -> None:
-    """Step 6 (per record): known kind, exact field count, field types.  E_RECORD_MALFORMED."""
-    if not isinstance(rec, list) or len(rec) < len(COMMON_FIELDS):
-        raise VerifyError(E_RECORD_MALFORMED, "record is not an array of at least 6 elements")
+    """Step 6 (per record): known kind, exact field count, field types and closed value lists.
+    E_RECORD_MALFORMED."""
+    if not isinstance(rec, list) or len(rec) < 1:
+        raise VerifyError(E_RECORD_MALFORMED, "record is not a non-empty array")
     kind = rec[0]
     if not isinstance(kind, str) or kind not in KIND_FIELDS:
         raise VerifyError(E_RECORD_MALFORMED, f"unknown record kind {kind!r}")
     fields = COMMON_FIELDS + KIND_FIELDS[kind]
-    # SPEC-GAP: the spec says "more fields than the kind defines" must be refused; it does not mention
-    # fewer.  A missing field is treated as a field of the wrong type: refused.
     if len(rec) != len(fields):
         raise VerifyError(E_RECORD_MALFORMED, f"{kind} record has {len(rec)} fields, the kind defines {len(fields)}")
     for i, (name, check) in enumerate(fields):
@@ -633,13 +698,19 @@ def check_record(rec: Any) -> None:
 
 
 def parse_record_line(line: bytes) -> list:
-    """Step 4 for one line: JSON without floats whose canonical re-serialisation is the line itself."""
-    # SPEC-GAP: a line that is not JSON at all (or holds a float) is reported with the step-4 code
-    # E_RECORD_NOT_CANONICAL; the spec attaches no separate code to "parses as JSON without floats".
+    """Step 4 for one line: it parses as JSON without floats (else E_RECORD_MALFORMED, as step 6 and
+    the error table name it) and re-serialising it canonically gives its exact bytes (else
+    E_RECORD_NOT_CANONICAL).
+    SPEC-GAP: the spec checks "parses as JSON without floats" in step 4 but names its code in step 6; we
+    report it where the parse happens (step 4, so before the Merkle root).  An integer outside int64 is
+    treated like a float (E_RECORD_MALFORMED); valid JSON that cannot be re-serialised to its own bytes
+    (a duplicate member, an escaped lone surrogate) is E_RECORD_NOT_CANONICAL."""
     try:
         rec = strict_loads(line)
+    except NotCanonicalValue as exc:
+        raise VerifyError(E_RECORD_NOT_CANONICAL, str(exc)) from exc
     except ValueError as exc:
-        raise VerifyError(E_RECORD_NOT_CANONICAL, f"record line does not parse: {exc}") from exc
+        raise VerifyError(E_RECORD_MALFORMED, f"record line is not JSON without floats: {exc}") from exc
     try:
         again = canonical_json(rec)
     except ValueError as exc:
@@ -663,10 +734,12 @@ def decode_raw_values(values: list) -> list:
 
 
 # --------------------------------------------------------------------------------------------
-# Key rotation proof (step 8)
+# Key rotation proof (step 9)
 # --------------------------------------------------------------------------------------------
 def verify_key_proof(proof: str, new_jwk: dict, device: str, old_kid: str) -> dict:
-    """Verify a key record's proof with new_jwk.  Raises VerifyError(E_KEY_ROTATION)."""
+    """Verify a key record's proof with new_jwk: header {"alg":"ES256","kid":<new kid>,
+    "typ":"vouch-key-proof+jws"}, signed by the new key, payload {"dev","new","old"} naming this device,
+    the new key's thumbprint and the kid that signed the batch.  Raises VerifyError(E_KEY_ROTATION)."""
     try:
         new_pub = public_jwk(new_jwk)
         new_kid = jwk_thumbprint(new_pub)
@@ -674,11 +747,9 @@ def verify_key_proof(proof: str, new_jwk: dict, device: str, old_kid: str) -> di
         hdr = pt.header
         if hdr.get("alg") != "ES256" or hdr.get("typ") != TYP_KEY_PROOF:
             raise VerifyError(E_KEY_ROTATION, "proof header must be alg ES256, typ vouch-key-proof+jws")
-        # SPEC-GAP: the spec does not say whether the proof header carries a kid; the vectors carry the
-        # new key's thumbprint.  We allow alg/kid/typ only and, when kid is present, require new_kid.
-        if set(hdr) - {"alg", "kid", "typ"}:
-            raise VerifyError(E_KEY_ROTATION, "proof header has unexpected members")
-        if "kid" in hdr and hdr["kid"] != new_kid:
+        if "crit" in hdr:
+            raise VerifyError(E_KEY_ROTATION, "proof header has crit")
+        if hdr.get("kid") != new_kid:
             raise VerifyError(E_KEY_ROTATION, "proof header kid is not the new key's thumbprint")
         if not jws_signature_valid(proof, new_pub):
             raise VerifyError(E_KEY_ROTATION, "proof does not verify with new_jwk")
@@ -689,6 +760,8 @@ def verify_key_proof(proof: str, new_jwk: dict, device: str, old_kid: str) -> di
         raise VerifyError(E_KEY_ROTATION, f"proof: {exc.detail or exc.code}") from exc
     except ValueError as exc:
         raise VerifyError(E_KEY_ROTATION, f"proof: {exc}") from exc
+    # SPEC-GAP: the payload is given as {"dev","new","old"}; whether other members are allowed is not
+    # said.  We require exactly these three (a v1 verifier never guesses).
     if not isinstance(payload, dict) or set(payload) != {"dev", "new", "old"}:
         raise VerifyError(E_KEY_ROTATION, "proof payload must be exactly {dev, new, old}")
     if payload["dev"] != device:
@@ -770,15 +843,9 @@ class Verdict:
 
 
 @dataclass
-class _KeyEpoch:
-    from_bseq: int
-    jwk: dict
-    kid: str
-
-
-@dataclass
 class Chain:
-    """Verification state for one device: the bank's view of its accepted batches."""
+    """Verification state for one device: the bank's view of its accepted batches and its key history.
+    enrolled_jwk may be the bare JWK or the enrolment document (which names the device)."""
 
     enrolled_jwk: dict
     device: str | None = None
@@ -786,29 +853,25 @@ class Chain:
     head_h: str = ZERO_HASH
     accepted: dict = field(default_factory=dict)        # bseq -> h
     last_rseq: int = 0
-    keys: list = field(default_factory=list)            # [_KeyEpoch]
+    keys: list = field(default_factory=list)            # [_KeyEpoch], the key history
     forks: list = field(default_factory=list)           # refused equivocating tokens, kept as evidence
     last_hb_interval_ms: int | None = None
     last_batch_wall: int | None = None
+    last_arrival_wall: int | None = None                # set by a caller that knows arrival times
 
     def __post_init__(self):
-        pub = public_jwk(self.enrolled_jwk)
+        pub, enrolled_device = load_key_document(self.enrolled_jwk)
+        self.enrolled_jwk = pub
+        if self.device is None:
+            self.device = enrolled_device
+        elif enrolled_device is not None and enrolled_device != self.device:
+            raise ValueError("device id differs from the enrolment document's")
         if not self.keys:
             self.keys = [_KeyEpoch(1, pub, jwk_thumbprint(pub))]
 
-    # SPEC-GAP: "the key in force" is read per bseq: the key established by rotations in accepted
-    # batches with a smaller bseq.  Otherwise a resent duplicate (or a fork) of a batch from before a
-    # rotation would be refused as E_KEY_RETIRED instead of being recognised as duplicate / fork.
     def key_for(self, bseq: int) -> _KeyEpoch:
-        cur = self.keys[0]
-        for ep in self.keys:
-            if ep.from_bseq <= bseq:
-                cur = ep
-        return cur
-
-    def retired_before(self, bseq: int) -> list:
-        cur = self.key_for(bseq)
-        return [ep for ep in self.keys if ep.from_bseq < cur.from_bseq]
+        """The key in force at bseq."""
+        return _key_in_force(self.keys, bseq)
 
     # ---------------------------------------------------------------------------------------
     def verify_stream(self, data: bytes, expected_last: int | None = None, now_wall: int | None = None) -> list:
@@ -828,94 +891,62 @@ class Chain:
         return verdicts
 
     def check_silence(self, now_wall: int) -> Verdict | None:
-        # SPEC-GAP: silence is defined on arrival time at the bank, which a stream does not carry; we
-        # use the last accepted manifest's t.wall (the device's own clock) as the arrival time.
-        if self.last_hb_interval_ms is None or self.last_batch_wall is None:
+        """E_CHAIN_SILENT: no batch arrived for more than twice the latest accepted heartbeat's interval_ms.
+        SPEC-GAP: silence is measured from the last batch's arrival at the bank, which a stream does not
+        carry; set last_arrival_wall when it is known, else the last accepted manifest's t.wall (the
+        device's own clock at sealing) stands in for it."""
+        since = self.last_arrival_wall if self.last_arrival_wall is not None else self.last_batch_wall
+        if self.last_hb_interval_ms is None or since is None:
             return None
-        if now_wall - self.last_batch_wall > 2 * self.last_hb_interval_ms:
+        if now_wall - since > 2 * self.last_hb_interval_ms:
             return Verdict(-1, self.head_bseq, E_CHAIN_SILENT, "stream", False, None,
-                           f"no batch since wall {self.last_batch_wall}, heartbeat interval {self.last_hb_interval_ms} ms")
+                           f"no batch since wall {since}, heartbeat interval {self.last_hb_interval_ms} ms")
         return None
 
     def verify_batch(self, raw: RawBatch, index: int = 0, later_bseqs: set | None = None,
                      peeked_bseq: int | None = None) -> Verdict:
         later_bseqs = later_bseqs or set()
-        bseq = peeked_bseq
         try:
-            return self._verify_batch(raw, index, later_bseqs, peeked_bseq)
+            return self._verify_batch(raw, index, later_bseqs)
         except VerifyError as exc:
-            return Verdict(index, bseq, exc.code, "refused", False, None, exc.detail)
+            return Verdict(index, peeked_bseq, exc.code, "refused", False, None, exc.detail)
 
     def _gap_code(self, bseq: int, later_bseqs: set) -> str:
-        # "In a file or stream, a gap whose missing batch appears later is a reorder."
-        missing = range(self.head_bseq + 1, bseq)
-        return E_CHAIN_REORDER if any(b in later_bseqs for b in missing) else E_CHAIN_GAP
+        # "a batch that skips ahead (a gap) is a reorder when the batch at the first missing bseq appears
+        # later in the same stream"
+        return E_CHAIN_REORDER if self.head_bseq + 1 in later_bseqs else E_CHAIN_GAP
 
-    def _verify_batch(self, raw: RawBatch, index: int, later_bseqs: set, peeked_bseq: int | None) -> Verdict:
-        # Step 1
+    def _verify_batch(self, raw: RawBatch, index: int, later_bseqs: set) -> Verdict:
+        # Step 1: the batch file's lines
         if raw.error or raw.token_line is None:
             raise VerifyError(E_BATCH_MALFORMED, raw.error or "no token line")
         try:
             token = raw.token_line.decode("ascii")
         except UnicodeDecodeError as exc:
-            raise VerifyError(E_BATCH_MALFORMED, "token line is not ASCII") from exc
+            raise VerifyError(E_JWS_MALFORMED, "token line is not base64url") from exc
 
-        # Step 2: alg, typ, kid = thumbprint of the key in force, signature (joserfc)
-        pt = parse_token(token)
-        kid = check_header(pt, TYP_BATCH)
-        target = peeked_bseq if peeked_bseq is not None else self.head_bseq + 1
-        epoch = self.key_for(target)
-        if kid == epoch.kid:
-            if not jws_signature_valid(token, epoch.jwk):
-                raise VerifyError(E_JWS_SIGNATURE, "signature does not verify with the key in force")
-        else:
-            retired = [ep for ep in self.retired_before(target) if ep.kid == kid]
-            if retired:
-                # SPEC-GAP: the spec does not say whether a retired-key batch must carry a valid
-                # signature to earn E_KEY_RETIRED; we check it so the code is not forgeable.
-                if not jws_signature_valid(token, retired[-1].jwk):
-                    raise VerifyError(E_JWS_SIGNATURE, "signed with a retired kid and does not verify")
-                raise VerifyError(E_KEY_RETIRED, f"bseq {target} is signed by key {kid}, retired from bseq "
-                                                 f"{epoch.from_bseq} on")
-            if peeked_bseq is not None and peeked_bseq > self.head_bseq + 1:
-                # SPEC-GAP: step 2 precedes the chain rule, so read literally a batch after a missing
-                # rotation batch is E_JWS_KID.  The key in force for it cannot be known while batches
-                # before it are missing, so we report the gap / reorder (from its unauthenticated bseq).
-                raise VerifyError(self._gap_code(peeked_bseq, later_bseqs),
-                                  f"bseq {peeked_bseq} after head {self.head_bseq}; signed by kid {kid}, "
-                                  f"unknown until the missing batches are verified")
-            raise VerifyError(E_JWS_KID, f"kid {kid} is not the key in force ({epoch.kid})")
+        # Step 2: structure, alg, typ, kid of one of the device's keys, key in force at bseq, signature
+        pt, epoch = verify_batch_jws(token, self.keys)
+        kid = epoch.kid
 
-        # Step 3
+        # Step 3: manifest members, dev is the enrolled device
         m = parse_manifest(pt.payload_bytes)
         if self.device is not None and m["dev"] != self.device:
             raise VerifyError(E_DEVICE_MISMATCH, f"manifest dev {m['dev']!r}, enrolled {self.device!r}")
         bseq = m["bseq"]
 
-        # Step 4
+        # Step 4: n record lines, JSON without floats, canonical
         if len(raw.record_lines) != m["n"]:
             raise VerifyError(E_BATCH_MALFORMED, f"{len(raw.record_lines)} record lines, manifest n = {m['n']}")
         records = [parse_record_line(line) for line in raw.record_lines]
 
-        # Step 5
+        # Step 5: Merkle root
         if merkle_root(raw.record_lines).hex() != m["root"]:
             raise VerifyError(E_MERKLE_ROOT, "Merkle root of the record lines differs from the manifest's root")
 
-        # Step 6 (per-batch part)
-        key_records = []
+        # Step 6: each record against its kind
         for rec in records:
             check_record(rec)
-            if rec[0] == "key":
-                key_records.append(rec)
-        rseq_gap = False
-        for a, b in zip(records, records[1:]):
-            if b[1] <= a[1]:
-                raise VerifyError(E_RSEQ_ORDER, f"rseq {b[1]} after {a[1]} within the batch")
-            if b[1] > a[1] + 1:
-                rseq_gap = True
-        # SPEC-GAP: "at most one key record" has no code of its own; we use E_KEY_ROTATION.
-        if len(key_records) > 1:
-            raise VerifyError(E_KEY_ROTATION, "a batch holds at most one key record")
 
         # Step 7: chain rule
         h = pt.h
@@ -929,18 +960,21 @@ class Chain:
         if m["prev"] != self.head_h:
             raise VerifyError(E_CHAIN_PREV, f"prev {m['prev']} is not the head's h {self.head_h}")
 
-        # Step 6 (cross-batch part), applied only once the batch is known to extend the chain.
-        # SPEC-GAP: read literally, step 6 runs before the chain rule and would refuse every duplicate
-        # (its rseq does not continue the head's) with E_RSEQ_ORDER.
-        if records:
-            first = records[0][1]
-            if first <= self.last_rseq:
-                raise VerifyError(E_RSEQ_ORDER, f"first rseq {first} does not continue {self.last_rseq}")
-            if first > self.last_rseq + 1:
+        # Step 8 (extending batches only): rseq strictly increasing, following the last accepted record's
+        rseq_gap = False
+        prev_rseq = self.last_rseq
+        for rec in records:
+            if rec[1] <= prev_rseq:
+                raise VerifyError(E_RSEQ_ORDER, f"rseq {rec[1]} after {prev_rseq}")
+            if rec[1] > prev_rseq + 1:
                 rseq_gap = True
+            prev_rseq = rec[1]
 
-        # Step 8: key rotation
+        # Step 9: key rotation (at most one key record)
+        key_records = [rec for rec in records if rec[0] == "key"]
         new_epoch = None
+        if len(key_records) > 1:
+            raise VerifyError(E_KEY_ROTATION, "a batch holds at most one key record")
         if key_records:
             rec = key_records[0]
             verify_key_proof(rec[7], rec[6], m["dev"], kid)
@@ -949,8 +983,8 @@ class Chain:
 
         # Accept
         if self.device is None:
-            # SPEC-GAP: the enrolment document's format (and so the enrolled device id) is not specified;
-            # without one we bind the device id of the first accepted batch.
+            # Without an enrolment document (a bare JWK and no device id) the first accepted batch's dev
+            # is bound; pass the enrolment document to check step 3 from the first batch.
             self.device = m["dev"]
         self.head_bseq, self.head_h = bseq, h
         self.accepted[bseq] = h
@@ -968,23 +1002,22 @@ class Chain:
 
 
 def _peek_bseq(raw: RawBatch) -> int | None:
-    """Unauthenticated bseq of a batch (used to pick the key for its bseq and to tell reorder from gap)."""
+    """Unauthenticated bseq of a batch (used to tell reorder from gap, and in refusal verdicts)."""
     if raw.token_line is None:
         return None
     try:
         parts = raw.token_line.decode("ascii").split(".")
-        m = strict_loads(b64url_decode(parts[1]))
-        b = m.get("bseq") if isinstance(m, dict) else None
-        return b if _is_int(b) else None
+        return _claimed_bseq(b64url_decode(parts[1]))
     except (ValueError, IndexError, UnicodeDecodeError):
         return None
 
 
 def verify_stream(data: bytes, enrolled_jwk: dict, expected_last: int | None = None, *,
                   device: str | None = None, chain: Chain | None = None, now_wall: int | None = None) -> list:
-    """Verify an export stream (batch files concatenated).  Returns one Verdict per batch, plus a
-    stream-level E_CHAIN_TRUNCATED verdict when expected_last is given and the stream ends early (and
-    E_CHAIN_SILENT when now_wall is given).  Pass `chain` to continue from a previous state."""
+    """Verify an export stream (batch files concatenated).  enrolled_jwk is the enrolled JWK or the
+    enrolment document.  Returns one Verdict per batch, plus a stream-level E_CHAIN_TRUNCATED verdict when
+    expected_last is given and the stream ends early (and E_CHAIN_SILENT when now_wall is given).  Pass
+    `chain` to continue from a previous state."""
     if chain is None:
         chain = Chain(enrolled_jwk, device=device)
     return chain.verify_stream(data, expected_last=expected_last, now_wall=now_wall)
@@ -997,11 +1030,14 @@ RECEIPT_MEMBERS = {"v", "dev", "bseq", "batch", "n", "log", "at"}
 
 
 def verify_receipt(token: str, bank_jwk: dict) -> dict:
-    """Verify a receipt JWS with the bank's key; returns its payload.
-    SPEC-GAP: the spec names no codes for receipts; the batch codes are reused by analogy
-    (E_JWS_KID / E_JWS_SIGNATURE / E_PAYLOAD_MALFORMED / E_PAYLOAD_VERSION)."""
+    """Verify a receipt JWS with the bank's key (a bare JWK or the `vouch-bank key` document); returns
+    its payload.  JWS failures carry the step-2 codes (E_JWS_MALFORMED, E_JWS_ALG, E_JWS_KID,
+    E_JWS_SIGNATURE).
+    SPEC-GAP: the spec names no code for a receipt payload that is malformed or has v != 1 (it only says a
+    verifier must refuse another version); E_PAYLOAD_MALFORMED / E_PAYLOAD_VERSION are used by analogy."""
     token = token.strip()
-    pt = verify_jws(token, public_jwk(bank_jwk), TYP_RECEIPT)
+    bank_pub, _ = load_key_document(bank_jwk)
+    pt = verify_jws(token, bank_pub, TYP_RECEIPT)
     try:
         p = strict_loads(pt.payload_bytes)
     except ValueError as exc:
@@ -1021,8 +1057,6 @@ def verify_receipt(token: str, bank_jwk: dict) -> dict:
     )
     if not ok:
         raise VerifyError(E_PAYLOAD_MALFORMED, "receipt member of the wrong type")
-    if canonical_json(p) != pt.payload_bytes:
-        raise VerifyError(E_PAYLOAD_MALFORMED, "receipt payload is not canonical JSON")
     return p
 
 
@@ -1032,7 +1066,8 @@ def receipt_signing_input_hash(token: str) -> str:
 
 
 def check_receipt_names(payload: dict, batch: str | bytes) -> None:
-    """Check the receipt's dev, bseq and batch against a batch (its token, or its batch file)."""
+    """Check the receipt's dev, bseq and batch against a batch (its token, or its batch file).
+    E_RECEIPT_MISMATCH when they differ."""
     if isinstance(batch, bytes):
         batch = batch.decode("ascii", "replace")
     token = batch.split("\n", 1)[0].strip()
@@ -1040,7 +1075,7 @@ def check_receipt_names(payload: dict, batch: str | bytes) -> None:
     m = parse_manifest(pt.payload_bytes)
     for name, want in (("dev", m["dev"]), ("bseq", m["bseq"]), ("batch", pt.h)):
         if payload.get(name) != want:
-            raise VerifyError(X_RECEIPT_MISMATCH, f"receipt {name} = {payload.get(name)!r}, batch has {want!r}")
+            raise VerifyError(E_RECEIPT_MISMATCH, f"receipt {name} = {payload.get(name)!r}, batch has {want!r}")
 
 
 def receipt_names(payload: dict, batch: str | bytes) -> bool:
@@ -1057,55 +1092,72 @@ def receipt_names(payload: dict, batch: str | bytes) -> bool:
 PROOF_MEMBERS = {"v", "type", "batch", "index", "record", "path", "jwk", "receipt"}
 
 
-def verify_inclusion_proof(proof: dict | bytes | str, enrolled_jwk: dict, *, device: str | None = None,
+def verify_inclusion_proof(proof: dict | bytes | str, jwk: Any, *, device: str | None = None,
                            bank_jwk: dict | None = None) -> list:
     """Verify an inclusion proof document; returns the disclosed record (parsed).
 
-    SPEC-GAP: the spec names no code for a failing proof; E_MERKLE_ROOT ("a record was altered") is
-    used when the path does not lead to the manifest's root or the index is out of range,
-    E_PAYLOAD_MALFORMED / E_PAYLOAD_VERSION for a malformed document.
-    SPEC-GAP: "take the device's key from its enrolment" cannot verify a batch signed after a key
-    rotation; pass the key in force for that batch (established by verifying the stream) as enrolled_jwk.
+    jwk is the key history to verify the batch with (never the proof's own jwk): a Chain that has
+    verified the device's stream (enrolment plus verified rotations, with their bseq ranges), the
+    enrolment document, or a bare JWK (a history of that one key).
+
+    Codes: the batch's JWS fails with the codes of step 2 (E_JWS_*, E_KEY_RETIRED); the manifest with
+    those of step 3; a record that is not canonical JSON, an index outside [0, n), or a path that does not
+    lead to the manifest's root is E_PROOF_INVALID.
+    SPEC-GAP: no code is named for a malformed proof document (missing/extra/mistyped members, wrong
+    type); E_PROOF_INVALID is used, and E_PAYLOAD_VERSION for v != 1 (by analogy with the manifest).
+    SPEC-GAP: the proof procedure does not apply step 6 to the disclosed record; Versioning says a v1
+    verifier refuses any record kind or field it does not know, so step 6 is applied last
+    (E_RECORD_MALFORMED).
+    SPEC-GAP: the document is called canonical JSON, but nothing hashes or signs its bytes and the
+    procedure does not ask for the check; it is parsed strictly (no floats), its canonical form not
+    required.
     """
+    if isinstance(jwk, Chain):
+        epochs = jwk.keys
+        device = device if device is not None else jwk.device
+    else:
+        pub, enrolled_device = load_key_document(jwk)
+        epochs = [_KeyEpoch(1, pub, jwk_thumbprint(pub))]
+        device = device if device is not None else enrolled_device
+
     if isinstance(proof, (bytes, str)):
         raw = proof.encode("utf-8") if isinstance(proof, str) else proof
         try:
             doc = strict_loads(raw)
         except ValueError as exc:
-            raise VerifyError(E_PAYLOAD_MALFORMED, f"proof document: {exc}") from exc
-        # SPEC-GAP: the document is said to be canonical JSON, but nothing hashes or signs its bytes and
-        # the proof procedure does not ask for the check; we parse strictly (no floats) and do not
-        # require canonical bytes for the document itself (the record string inside it must be).
+            raise VerifyError(E_PROOF_INVALID, f"proof document: {exc}") from exc
     else:
         doc = proof
     if not isinstance(doc, dict):
-        raise VerifyError(E_PAYLOAD_MALFORMED, "proof is not an object")
+        raise VerifyError(E_PROOF_INVALID, "proof is not an object")
     if "v" in doc and doc["v"] != 1:
         raise VerifyError(E_PAYLOAD_VERSION, f"proof v is {doc['v']!r}")
     if set(doc) != PROOF_MEMBERS:
-        raise VerifyError(E_PAYLOAD_MALFORMED, f"proof members {sorted(doc)}")
+        raise VerifyError(E_PROOF_INVALID, f"proof members {sorted(doc)}")
     if doc["type"] != "vouch-inclusion-proof":
-        raise VerifyError(E_PAYLOAD_MALFORMED, "proof type is not vouch-inclusion-proof")
+        raise VerifyError(E_PROOF_INVALID, "proof type is not vouch-inclusion-proof")
     if not (isinstance(doc["batch"], str) and _is_int(doc["index"]) and isinstance(doc["record"], str)
             and isinstance(doc["path"], list) and all(is_hex64(p) for p in doc["path"])
             and isinstance(doc["jwk"], dict) and (doc["receipt"] is None or isinstance(doc["receipt"], str))):
-        raise VerifyError(E_PAYLOAD_MALFORMED, "proof member of the wrong type")
+        raise VerifyError(E_PROOF_INVALID, "proof member of the wrong type")
 
-    # "verify batch as in step 2" with the enrolled key (doc["jwk"] is ignored: convenience only)
-    pt = verify_jws(doc["batch"], public_jwk(enrolled_jwk), TYP_BATCH)
+    # "verify batch as in step 2" with the key in force from the key history (doc["jwk"] is ignored)
+    pt, _ = verify_batch_jws(doc["batch"], epochs)
     m = parse_manifest(pt.payload_bytes)
     if device is not None and m["dev"] != device:
         raise VerifyError(E_DEVICE_MISMATCH, f"manifest dev {m['dev']!r}, enrolled {device!r}")
 
     line = doc["record"].encode("utf-8")
-    rec = parse_record_line(line)
-    # SPEC-GAP: the proof procedure only asks for canonical form; Versioning says a v1 verifier refuses
-    # any record kind or field it does not know, so the kind/field check of step 6 is applied too.
-    check_record(rec)
+    try:
+        rec = parse_record_line(line)
+    except VerifyError as exc:
+        raise VerifyError(E_PROOF_INVALID, f"record is not canonical JSON: {exc.detail}") from exc
 
     path = [bytes.fromhex(p) for p in doc["path"]]
     if not verify_audit_path(doc["index"], m["n"], line, path, bytes.fromhex(m["root"])):
-        raise VerifyError(E_MERKLE_ROOT, "the audit path does not lead from the record to the manifest's root")
+        raise VerifyError(E_PROOF_INVALID, "the record with the path does not lead to the manifest's root")
+
+    check_record(rec)
 
     if bank_jwk is not None and doc["receipt"] is not None:
         payload = verify_receipt(doc["receipt"], bank_jwk)
@@ -1117,28 +1169,23 @@ def verify_inclusion_proof(proof: dict | bytes | str, enrolled_jwk: dict, *, dev
 # CLI
 # --------------------------------------------------------------------------------------------
 def load_jwk_file(path: str) -> tuple[dict, str | None]:
-    """A bare JWK, or an enrolment document with a "jwk" member.
-    SPEC-GAP: the enrolment document's format is not specified; a device id is taken from a "dev",
-    "device" or "device_id" string member when present."""
+    """A bare JWK, the enrolment document (`vouch enroll`), or the bank key document (`vouch-bank key`)."""
     with open(path, "rb") as f:
         doc = json.loads(f.read())
-    device = None
-    if isinstance(doc, dict) and isinstance(doc.get("jwk"), dict):
-        for name in ("dev", "device", "device_id"):
-            if isinstance(doc.get(name), str):
-                device = doc[name]
-                break
-        doc = doc["jwk"]
-    return public_jwk(doc), device
+    return load_key_document(doc)
+
+
+def _read_files(paths: list[str]) -> bytes:
+    data = b""
+    for path in paths:
+        with open(path, "rb") as f:
+            data += f.read()
+    return data
 
 
 def _cmd_stream(args) -> int:
     jwk, device = load_jwk_file(args.jwk)
-    data = b""
-    for path in args.files:
-        with open(path, "rb") as f:
-            data += f.read()
-    verdicts = verify_stream(data, jwk, args.last, device=args.device or device)
+    verdicts = verify_stream(_read_files(args.files), jwk, args.last, device=args.device or device)
     for v in verdicts:
         print(v.line())
     if not verdicts:
@@ -1166,11 +1213,17 @@ def _cmd_receipt(args) -> int:
 
 def _cmd_proof(args) -> int:
     jwk, device = load_jwk_file(args.jwk)
+    keys: Any = jwk
+    if args.history:
+        # The key history: the enrolment, then the keys introduced by verified key records.
+        chain = Chain(jwk, device=device)
+        chain.verify_stream(_read_files(args.history))
+        keys = chain
     bank = load_jwk_file(args.bank_jwk)[0] if args.bank_jwk else None
     with open(args.proof, "rb") as f:
         raw = f.read()
     try:
-        rec = verify_inclusion_proof(raw, jwk, device=device, bank_jwk=bank)
+        rec = verify_inclusion_proof(raw, keys, device=device, bank_jwk=bank)
     except VerifyError as exc:
         print(f"proof {exc.code} ({exc.detail})")
         return 1
@@ -1182,16 +1235,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="spec_verifier.py", description="Vouch evidence format v1 verifier")
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("stream", help="verify batch files / an export stream")
-    s.add_argument("--jwk", required=True, help="enrolled device JWK or enrolment document")
+    s.add_argument("--jwk", required=True, help="enrolment document or enrolled device JWK")
     s.add_argument("--last", type=int, default=None, help="last bseq known from the bank's latest receipt")
-    s.add_argument("--device", default=None, help="enrolled device id")
+    s.add_argument("--device", default=None, help="enrolled device id (when --jwk is a bare JWK)")
     s.add_argument("files", nargs="+")
     r = sub.add_parser("receipt", help="verify a bank receipt")
-    r.add_argument("--bank-jwk", required=True)
+    r.add_argument("--bank-jwk", required=True, help="bank JWK or `vouch-bank key` document")
     r.add_argument("--batch", default=None, help="batch file the receipt must name")
     r.add_argument("token")
     p = sub.add_parser("proof", help="verify an inclusion proof")
-    p.add_argument("--jwk", required=True)
+    p.add_argument("--jwk", required=True, help="enrolment document or enrolled device JWK")
+    p.add_argument("--history", action="append", default=None, metavar="BATCHFILE",
+                   help="the device's batch files or export stream (repeatable), to learn keys rotated "
+                        "in after enrolment")
     p.add_argument("--bank-jwk", default=None, help="also verify the embedded receipt")
     p.add_argument("proof")
     args = ap.parse_args(argv)

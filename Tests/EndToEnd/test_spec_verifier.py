@@ -313,16 +313,18 @@ def _proof_code(doc, key=None):
 def test_inclusion_proof_altered_record_fails():
     rec = json.loads(PROOF["record"])
     rec[13] = 121  # still canonical, different content
-    assert _proof_code({**PROOF, "record": sv.canonical_json(rec).decode()}) == sv.E_MERKLE_ROOT
+    assert _proof_code({**PROOF, "record": sv.canonical_json(rec).decode()}) == sv.E_PROOF_INVALID
     # another genuine record of the batch at the same index does not pass either
-    assert _proof_code({**PROOF, "record": batch_lines(0)[2].decode()}) == sv.E_MERKLE_ROOT
-    # a non-canonical rendering of the very same record
-    assert _proof_code({**PROOF, "record": PROOF["record"].replace(",", ", ", 1)}) == sv.E_RECORD_NOT_CANONICAL
+    assert _proof_code({**PROOF, "record": batch_lines(0)[2].decode()}) == sv.E_PROOF_INVALID
+    # a non-canonical rendering of the very same record, a float, a non-JSON record: all E_PROOF_INVALID
+    assert _proof_code({**PROOF, "record": PROOF["record"].replace(",", ", ", 1)}) == sv.E_PROOF_INVALID
+    assert _proof_code({**PROOF, "record": PROOF["record"].replace(",120,", ",120.0,", 1)}) == sv.E_PROOF_INVALID
+    assert _proof_code({**PROOF, "record": PROOF["record"][:-1]}) == sv.E_PROOF_INVALID
 
 
 @pytest.mark.parametrize("index", [0, 1, 2, 4, 5, 6, 7, 8, 11, 19, 27, -1, -5, 100])
 def test_inclusion_proof_altered_index_fails(index):
-    assert _proof_code({**PROOF, "index": index}) == sv.E_MERKLE_ROOT
+    assert _proof_code({**PROOF, "index": index}) == sv.E_PROOF_INVALID
 
 
 @pytest.mark.parametrize("k", range(3))
@@ -331,17 +333,20 @@ def test_inclusion_proof_altered_path_element_fails(k):
     flipped = bytearray(bytes.fromhex(path[k]))
     flipped[0] ^= 1
     path[k] = flipped.hex()
-    assert _proof_code({**PROOF, "path": path}) == sv.E_MERKLE_ROOT
+    assert _proof_code({**PROOF, "path": path}) == sv.E_PROOF_INVALID
 
 
 def test_inclusion_proof_other_alterations_fail():
-    assert _proof_code({**PROOF, "path": PROOF["path"][:-1]}) == sv.E_MERKLE_ROOT
-    assert _proof_code({**PROOF, "path": PROOF["path"] + [PROOF["path"][0]]}) == sv.E_MERKLE_ROOT
-    assert _proof_code({**PROOF, "path": PROOF["path"][::-1]}) == sv.E_MERKLE_ROOT
-    # the key is taken from the enrolment, never from the proof
+    assert _proof_code({**PROOF, "path": PROOF["path"][:-1]}) == sv.E_PROOF_INVALID
+    assert _proof_code({**PROOF, "path": PROOF["path"] + [PROOF["path"][0]]}) == sv.E_PROOF_INVALID
+    assert _proof_code({**PROOF, "path": PROOF["path"][::-1]}) == sv.E_PROOF_INVALID
+    assert _proof_code({**PROOF, "path": PROOF["path"][:-1] + ["zz"]}) == sv.E_PROOF_INVALID
+    # the key is taken from the key history, never from the proof
     assert _proof_code({**PROOF, "jwk": ROT["jwk"]}, key=ROT["jwk"]) == sv.E_JWS_KID
     assert _proof_code({**PROOF, "v": 2}) == sv.E_PAYLOAD_VERSION
-    assert _proof_code({**PROOF, "type": "other"}) == sv.E_PAYLOAD_MALFORMED
+    assert _proof_code({**PROOF, "type": "other"}) == sv.E_PROOF_INVALID
+    assert _proof_code({k: v for k, v in PROOF.items() if k != "receipt"}) == sv.E_PROOF_INVALID
+    assert _proof_code({**PROOF, "batch": PROOF["batch"].rsplit(".", 1)[0]}) == sv.E_JWS_MALFORMED
     h, p, s = PROOF["batch"].split(".")
     other_manifest = b64e(B[1]["manifest"].encode())
     assert _proof_code({**PROOF, "batch": ".".join([h, other_manifest, s])}) == sv.E_JWS_SIGNATURE
@@ -350,15 +355,41 @@ def test_inclusion_proof_other_alterations_fail():
 # ------------------------------------------------------------------------------------------
 # tampered streams
 # ------------------------------------------------------------------------------------------
+def _plain_chain() -> list[bytes]:
+    """Batches 1..3 without the rotation (batch 2 loses its key record, batch 3 is signed by the
+    enrolled key and renumbered to rseq 10), so that gaps and reorders reach the chain rule."""
+    f2 = make_batch(manifest(1), batch_lines(1)[:-1], DEV)
+    rec = json.loads(batch_lines(2)[0])
+    rec[1] = 10
+    m3 = manifest(2)
+    m3["prev"] = h_of(f2)
+    f3 = make_batch(m3, [sv.canonical_json(rec)], DEV)
+    assert codes(run_stream(FILES[0], f2, f3)) == ["ok", "ok", "ok"]
+    return [FILES[0], f2, f3]
+
+
 def test_delete_batch_2_is_a_gap():
-    v = run_stream(FILES[0], FILES[2])
+    p = _plain_chain()
+    v = run_stream(p[0], p[2])
     assert codes(v) == ["ok", sv.E_CHAIN_GAP]
     assert not v[1].accepted
 
 
 def test_swap_batches_2_and_3_is_a_reorder():
-    v = run_stream(FILES[0], FILES[2], FILES[1])
+    p = _plain_chain()
+    v = run_stream(p[0], p[2], p[1])
     assert codes(v) == ["ok", sv.E_CHAIN_REORDER, "ok"]
+    # the reorder is judged by the first missing bseq appearing later; a later bseq 5 alone does not count
+    assert codes(run_stream(p[0], p[2])) == ["ok", sv.E_CHAIN_GAP]
+
+
+def test_vectors_deleting_or_moving_the_rotating_batch_is_e_jws_kid():
+    # Step 2: "A batch signed by a key whose rotation the verifier has not seen (the rotating batch was
+    # deleted) fails here with E_JWS_KID" - before the chain rule could call it a gap or a reorder.
+    v = run_stream(FILES[0], FILES[2])
+    assert codes(v) == ["ok", sv.E_JWS_KID] and not v[1].accepted
+    v = run_stream(FILES[0], FILES[2], FILES[1])
+    assert codes(v) == ["ok", sv.E_JWS_KID, "ok"]
 
 
 def test_truncated_tail():
@@ -438,9 +469,14 @@ def test_reencoded_signature_r_n_minus_s():
 
 def test_non_canonical_record_line():
     line = batch_lines(0)[2]  # ["hb",3,...]
-    for bad in (line.replace(b",", b", ", 1), line.replace(b"300000", b"3e5"), line.replace(b"300000", b"300000.0")):
+    for bad in (line.replace(b",", b", ", 1), line + b" ", line.replace(b'"hb"', b'"\\u0068b"')):
         f = replace_line(FILES[0], 2, bad)
         assert codes(run_stream(f))[0] == sv.E_RECORD_NOT_CANONICAL
+    # a float or a non-JSON line is E_RECORD_MALFORMED, found where step 4 parses (before the root)
+    for bad in (line.replace(b"300000", b"3e5"), line.replace(b"300000", b"300000.0"), line[:-1],
+                line.replace(b",300000,", b",0300000,")):
+        f = replace_line(FILES[0], 2, bad)
+        assert codes(run_stream(f))[0] == sv.E_RECORD_MALFORMED
     # the att record's claims with keys out of order
     att = batch_lines(0)[6]
     rec = json.loads(att)
@@ -545,11 +581,12 @@ def _cli(*args) -> subprocess.CompletedProcess:
 
 def test_cli(tmp_path):
     enrol = tmp_path / "enrol.json"
-    enrol.write_text(json.dumps({"dev": DEVICE_ID, "jwk": DEV["jwk"]}))
+    enrol.write_text(json.dumps({"alg": "ES256", "created_ms": 1789999000000, "device": DEVICE_ID,
+                                 "jwk": DEV["jwk"], "kid": DEV["kid"]}))
     bare = tmp_path / "dev.jwk"
     bare.write_text(json.dumps(DEV["jwk"]))
     bank = tmp_path / "bank.jwk"
-    bank.write_text(json.dumps(BANK["jwk"]))
+    bank.write_text(json.dumps({"jwk": BANK["jwk"], "kid": BANK["kid"]}))  # as `vouch-bank key` prints it
     paths = []
     for i, f in enumerate(FILES):
         p = tmp_path / f"b{i + 1}.vouch"
@@ -561,11 +598,18 @@ def test_cli(tmp_path):
     r = _cli("stream", "--jwk", bare, "--last", 3, paths[0], paths[1])
     assert r.returncode == 1 and "E_CHAIN_TRUNCATED" in r.stdout
     r = _cli("stream", "--jwk", bare, paths[0], paths[2], paths[1])
-    assert r.returncode == 1 and "E_CHAIN_REORDER" in r.stdout
+    assert r.returncode == 1 and "E_JWS_KID" in r.stdout
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"alg": "ES256", "created_ms": 1, "device": "another-site",
+                                 "jwk": DEV["jwk"], "kid": DEV["kid"]}))
+    r = _cli("stream", "--jwk", other, *paths)
+    assert r.returncode == 1 and "E_DEVICE_MISMATCH" in r.stdout
     tok = tmp_path / "r1.jws"
     tok.write_text(B[0]["receipt"]["token"] + "\n")
     assert _cli("receipt", "--bank-jwk", bank, "--batch", paths[0], tok).returncode == 0
     assert _cli("receipt", "--bank-jwk", bank, "--batch", paths[1], tok).returncode == 1
+    r = _cli("receipt", "--bank-jwk", bank, "--batch", paths[1], tok)
+    assert "E_RECEIPT_MISMATCH" in r.stdout
     assert _cli("receipt", "--bank-jwk", bare, tok).returncode == 1
     proof = tmp_path / "proof.json"
     proof.write_bytes(sv.canonical_json(PROOF))
@@ -574,7 +618,13 @@ def test_cli(tmp_path):
     assert _cli("proof", "--jwk", bare, proof).returncode == 0
     proof.write_bytes(sv.canonical_json({**PROOF, "index": 2}))
     r = _cli("proof", "--jwk", enrol, proof)
-    assert r.returncode == 1 and "E_MERKLE_ROOT" in r.stdout
+    assert r.returncode == 1 and "E_PROOF_INVALID" in r.stdout
+    # a proof from batch 3 needs the key history (the rotation in batch 2)
+    proof.write_bytes(sv.canonical_json(_proof_for(2, 0)))
+    r = _cli("proof", "--jwk", enrol, proof)
+    assert r.returncode == 1 and "E_JWS_KID" in r.stdout
+    r = _cli("proof", "--jwk", enrol, "--history", paths[0], "--history", paths[1], "--bank-jwk", bank, proof)
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_key_in_force_is_per_bseq_for_resends_and_forks_after_rotation():
@@ -591,7 +641,9 @@ def test_key_in_force_is_per_bseq_for_resends_and_forks_after_rotation():
 
 
 def _spec_pseudocode_as_written(index, n, leaf, path, root):
-    """The inclusion-proof loop exactly as printed in the spec (no 'index < n' precondition)."""
+    """The inclusion-proof algorithm exactly as printed in the spec (with its index check)."""
+    if index < 0 or index >= n:
+        return False
     fn, sn, r = index, n - 1, sv.leaf_hash(leaf)
     for p in path:
         if sn == 0:
@@ -611,13 +663,344 @@ def _spec_pseudocode_as_written(index, n, leaf, path, root):
     return sn == 0 and r == root
 
 
-def test_spec_pseudocode_without_range_check_accepts_out_of_range_indices():
-    """Documents a spec defect: without RFC 9162's 'leaf_index >= tree_size: fail' step, the printed loop
-    accepts the vector proof for index 3 + 8k (11, 19, ...) in a 7-leaf tree.  Our verifier refuses."""
+def test_spec_pseudocode_and_verifier_accept_only_the_true_index():
+    """Without the printed 'index < 0 or index >= n: fail' step the loop would accept the vector proof
+    for index 3 + 8k (11, 19, ...) in a 7-leaf tree; with it, both accept only index 3."""
     m = json.loads(B[0]["manifest"])
     path = [bytes.fromhex(x) for x in PROOF["path"]]
     root = bytes.fromhex(m["root"])
     leaf = PROOF["record"].encode()
-    accepted = [i for i in range(64) if _spec_pseudocode_as_written(i, m["n"], leaf, path, root)]
-    assert accepted == [3, 11, 19, 27, 35, 43, 51, 59]
-    assert [i for i in range(64) if sv.verify_audit_path(i, m["n"], leaf, path, root)] == [3]
+    printed = [i for i in range(-8, 64) if _spec_pseudocode_as_written(i, m["n"], leaf, path, root)]
+    ours = [i for i in range(-8, 64) if sv.verify_audit_path(i, m["n"], leaf, path, root)]
+    assert printed == ours == [3]
+    for n in range(1, 12):
+        leaves = [bytes([i]) for i in range(n)]
+        root = sv.merkle_root(leaves)
+        for idx in range(n):
+            pth = sv.audit_path(idx, leaves)
+            for j in range(n + 9):
+                assert _spec_pseudocode_as_written(j, n, leaves[idx], pth, root) == \
+                    sv.verify_audit_path(j, n, leaves[idx], pth, root) == (j == idx)
+
+
+# ------------------------------------------------------------------------------------------
+# revised spec: enrolment, step 2 codes and order, per-bseq keys, step order, closed value lists
+# ------------------------------------------------------------------------------------------
+ENROLMENT = {"alg": "ES256", "created_ms": 1789999000000, "device": DEVICE_ID, "jwk": DEV["jwk"], "kid": DEV["kid"]}
+
+
+def _proof_for(i: int, index: int) -> dict:
+    """An inclusion proof document for record `index` of batch i+1, built as the spec describes it."""
+    lines = batch_lines(i)
+    return {"v": 1, "type": "vouch-inclusion-proof", "batch": B[i]["token"], "index": index,
+            "record": lines[index].decode(), "path": [p.hex() for p in sv.audit_path(index, lines)],
+            "jwk": DEV["jwk"], "receipt": B[i]["receipt"]["token"]}
+
+
+def test_the_vector_proof_is_the_one_the_spec_describes():
+    assert _proof_for(0, 3) == PROOF
+    # the key record is deterministic now: the records list holds the very line batch 2 carries
+    key_line = next(r["line"] for r in V["records"] if r["kind"] == "key")
+    assert batch_lines(1)[-1].decode() == key_line
+
+
+def test_enrolment_document_binds_the_device():
+    assert codes(sv.verify_stream(V["stream"].encode(), ENROLMENT, 3)) == ["ok", "ok", "ok"]
+    other = {**ENROLMENT, "device": "another-site"}
+    v = sv.verify_stream(V["stream"].encode(), other)
+    assert codes(v)[0] == sv.E_DEVICE_MISMATCH and not v[0].accepted
+    with pytest.raises(ValueError):
+        sv.Chain({**ENROLMENT, "kid": ROT["kid"]})  # kid is not the jwk's thumbprint
+    with pytest.raises(ValueError):
+        sv.Chain(ENROLMENT, device="another-site")
+
+
+def _token_with_header(header_json: bytes, sig_from: str = None) -> str:
+    _, p, s = (sig_from or B[0]["token"]).split(".")
+    return ".".join([b64e(header_json), p, s])
+
+
+def _refile(token: str, i: int = 0) -> bytes:
+    return token.encode() + FILES[i][len(B[i]["token"]):]
+
+
+def _step2_code(token: str) -> str:
+    return codes(run_stream(_refile(token)))[0]
+
+
+def test_step2_structure_codes():
+    t = B[0]["token"]
+    h, p, s = t.split(".")
+    assert _step2_code(h + "." + p) == sv.E_JWS_MALFORMED                      # two parts
+    assert _step2_code(t + ".x") == sv.E_JWS_MALFORMED                         # four parts
+    assert _step2_code(h + ".." + s) == sv.E_JWS_MALFORMED                     # detached payload
+    assert _step2_code("!" + t[1:]) == sv.E_JWS_MALFORMED                      # bad base64url
+    assert _step2_code(h + "=." + p + "." + s) == sv.E_JWS_MALFORMED           # padding
+    assert _step2_code(_token_with_header(b"[1]")) == sv.E_JWS_MALFORMED       # header not an object
+    assert _step2_code(_token_with_header(b"{nope")) == sv.E_JWS_MALFORMED     # header not JSON
+    f = FILES[0].replace(b"e", "é".encode(), 1)                                # non-ASCII token line
+    assert codes(run_stream(f))[0] == sv.E_JWS_MALFORMED
+
+
+def test_step2_alg_typ_crit_kid_codes_and_order():
+    kid = DEV["kid"]
+    hdr = lambda **kw: sv.canonical_json({"alg": "ES256", "kid": kid, "typ": "vouch-batch+jws", **kw})
+    assert _step2_code(_token_with_header(hdr(alg="HS256"))) == sv.E_JWS_ALG
+    assert _step2_code(_token_with_header(hdr(alg="none"))) == sv.E_JWS_ALG
+    assert _step2_code(_token_with_header(b'{"kid":"%s","typ":"vouch-batch+jws"}' % kid.encode())) == sv.E_JWS_ALG
+    assert _step2_code(_token_with_header(hdr(typ="JWT"))) == sv.E_JWS_MALFORMED
+    assert _step2_code(_token_with_header(hdr(typ="vouch-receipt+jws"))) == sv.E_JWS_MALFORMED
+    assert _step2_code(_token_with_header(hdr(crit=["b64"]))) == sv.E_JWS_MALFORMED
+    # order: alg before typ, typ before kid
+    assert _step2_code(_token_with_header(hdr(alg="RS256", typ="JWT"))) == sv.E_JWS_ALG
+    assert _step2_code(_token_with_header(hdr(typ="JWT", kid="nobody"))) == sv.E_JWS_MALFORMED
+    # kid: missing, of no key of this device (the bank's), then the signature
+    assert _step2_code(_token_with_header(b'{"alg":"ES256","typ":"vouch-batch+jws"}')) == sv.E_JWS_KID
+    assert _step2_code(sign({"alg": "ES256", "kid": BANK["kid"], "typ": "vouch-batch+jws"},
+                            B[0]["manifest"].encode(), BANK)) == sv.E_JWS_KID
+    # a header that is not in canonical form but is signed: "a verifier need not check" - accepted
+    odd = b'{"typ":"vouch-batch+jws","alg":"ES256","kid":"%s"}' % kid.encode()
+    seg = b64e(odd) + "." + B[0]["token"].split(".")[1]
+    assert codes(run_stream(_refile(seg + "." + _raw_es256(seg.encode(), DEV)))) == ["ok"]
+    # other header members are ignored (only crit is refused)
+    seg = b64e(hdr(x5u="https://example.invalid")) + "." + B[0]["token"].split(".")[1]
+    assert codes(run_stream(_refile(seg + "." + _raw_es256(seg.encode(), DEV)))) == ["ok"]
+    # a signature of the wrong length is a signature failure
+    h, p, s = B[0]["token"].split(".")
+    assert _step2_code(".".join([h, p, b64e(b64d(s) + b"\0")])) == sv.E_JWS_SIGNATURE
+
+
+def _raw_es256(signing_input: bytes, entry: dict) -> str:
+    """ES256 over an arbitrary signing input (joserfc would re-encode the header)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+    d = int.from_bytes(b64d(entry["d"]), "big")
+    priv = ec.derive_private_key(d, ec.SECP256R1())
+    r, s_ = decode_dss_signature(priv.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+    return b64e(r.to_bytes(32, "big") + s_.to_bytes(32, "big"))
+
+
+def test_signed_manifest_not_in_canonical_form_is_accepted():
+    m = manifest(0)
+    body = json.dumps(m, separators=(", ", ": ")).encode()  # signed over these exact bytes
+    seg = b64e(B[0]["protected"].encode()) + "." + b64e(body)
+    t = seg + "." + _raw_es256(seg.encode(), DEV)
+    v = run_stream(_refile(t))
+    assert codes(v) == ["ok"] and v[0].h != B[0]["signing_input_sha256"]
+
+
+def test_key_in_force_per_bseq_retired_and_not_yet_in_force():
+    full = FILES[0] + FILES[1] + FILES[2]
+    # the rotated key signing bseq 2 (the rotating batch itself): outside its range -> E_KEY_RETIRED
+    v = run_stream(full, make_batch(manifest(1), batch_lines(1), ROT))
+    assert codes(v) == ["ok", "ok", "ok", sv.E_KEY_RETIRED]
+    # ... and the genuine resends of 1, 2 (old key) and 3 (new key) are duplicates
+    v = run_stream(full, FILES[0], FILES[1], FILES[2])
+    assert codes(v) == ["ok"] * 6 and [x.disposition for x in v[3:]] == ["duplicate"] * 3
+    # the old key signing bseq 4 after the rotation: E_KEY_RETIRED
+    m4 = {**manifest(2), "bseq": 4, "prev": B[2]["signing_input_sha256"]}
+    assert codes(run_stream(full, make_batch(m4, [], DEV)))[-1] == sv.E_KEY_RETIRED
+    # and the new key signing bseq 4 extends
+    assert codes(run_stream(full, make_batch(m4, [], ROT))) == ["ok"] * 4
+
+
+def test_key_retired_is_decided_before_the_signature():
+    old3 = make_batch(manifest(2), batch_lines(2), DEV)
+    token = token_of(old3)
+    h, p, s = token.split(".")
+    broken = ".".join([h, p, b64e(bytes(64))])
+    f = broken.encode() + old3[len(token):]
+    assert codes(run_stream(FILES[0], FILES[1], f)) == ["ok", "ok", sv.E_KEY_RETIRED]
+    # before the rotation is known, the same broken token fails its signature
+    assert codes(run_stream(FILES[0], f)) == ["ok", sv.E_JWS_SIGNATURE]
+
+
+def test_step_order_merkle_before_fields_fields_before_chain():
+    unknown = b'["zzz",1,3,0,0,"sync"]'
+    # not re-signed: step 5 (root) fails before step 6 (kind)
+    assert codes(run_stream(replace_line(FILES[0], 0, unknown)))[0] == sv.E_MERKLE_ROOT
+    # re-signed: step 6
+    lines = list(batch_lines(0))
+    lines[0] = unknown
+    assert codes(run_stream(make_batch(manifest(0), lines, DEV)))[0] == sv.E_RECORD_MALFORMED
+    # step 6 before the chain rule: a fork of batch 1 with a malformed record is E_RECORD_MALFORMED
+    assert codes(run_stream(FILES[0], make_batch(manifest(0), lines, DEV))) == ["ok", sv.E_RECORD_MALFORMED]
+    # step 4 count before canonical form
+    bad = replace_line(FILES[0], 0, batch_lines(0)[0].replace(b",", b", ", 1))
+    assert codes(run_stream(b"\n".join(bad.split(b"\n")[:-2] + [b""])))[0] == sv.E_BATCH_MALFORMED
+    # step 3 before step 4
+    m = {**manifest(0), "n": 8}
+    m.pop("rcpt")
+    assert codes(run_stream(make_batch(m, batch_lines(0), DEV, fix_root=False)))[0] == sv.E_PAYLOAD_MALFORMED
+
+
+def test_rseq_rules_apply_only_to_extending_batches():
+    # a fork of batch 2 whose rseq values are out of order is a fork, not E_RSEQ_ORDER
+    lines = list(batch_lines(1))
+    lines[0], lines[1] = lines[1], lines[0]
+    fork = make_batch(manifest(1), lines, DEV)
+    assert codes(run_stream(FILES[0], FILES[1], fork)) == ["ok", "ok", sv.E_CHAIN_FORK]
+    # the same batch extending the chain is E_RSEQ_ORDER
+    assert codes(run_stream(FILES[0], fork)) == ["ok", sv.E_RSEQ_ORDER]
+    # rseq must follow the last accepted record across batches
+    p = _plain_chain()
+    rec = json.loads(batch_lines(2)[0])
+    for rseq, code in ((9, sv.E_RSEQ_ORDER), (12, sv.E_RSEQ_GAP), (10, "ok")):
+        rec[1] = rseq
+        m3 = {**manifest(2), "prev": h_of(p[1])}
+        v = run_stream(p[0], p[1], make_batch(m3, [sv.canonical_json(rec)], DEV))
+        assert codes(v)[2] == code
+        assert v[2].accepted == (code != sv.E_RSEQ_ORDER)
+    # a batch with no records extends without an rseq check
+    m3 = {**manifest(2), "prev": h_of(p[1])}
+    assert codes(run_stream(p[0], p[1], make_batch(m3, [], DEV))) == ["ok", "ok", "ok"]
+
+
+def test_two_key_records_in_one_batch():
+    lines = batch_lines(1)
+    m = manifest(1)
+    second = json.loads(lines[-1])
+    second[1] = 11
+    f = make_batch(m, list(lines) + [sv.canonical_json(second)], DEV)
+    assert codes(run_stream(FILES[0], f)) == ["ok", sv.E_KEY_ROTATION]
+
+
+def test_rotation_proof_header():
+    good = {"dev": DEVICE_ID, "new": ROT["kid"], "old": DEV["kid"]}
+    lines = batch_lines(1)
+    for header in ({"alg": "ES256", "kid": DEV["kid"], "typ": "vouch-key-proof+jws"},     # kid of the old key
+                   {"alg": "ES256", "typ": "vouch-key-proof+jws"},                        # no kid
+                   {"alg": "ES256", "kid": ROT["kid"], "typ": "vouch-batch+jws"}):        # wrong typ
+        key_rec = json.loads(lines[-1])
+        key_rec[7] = sign(header, sv.canonical_json(good), ROT)
+        f = make_batch(manifest(1), list(lines[:-1]) + [sv.canonical_json(key_rec)], DEV)
+        assert codes(run_stream(FILES[0], f))[1] == sv.E_KEY_ROTATION, header
+    # a new_jwk that is not a P-256 key is a bad rotation
+    key_rec = json.loads(lines[-1])
+    key_rec[6] = {"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}
+    f = make_batch(manifest(1), list(lines[:-1]) + [sv.canonical_json(key_rec)], DEV)
+    assert codes(run_stream(FILES[0], f))[1] == sv.E_KEY_ROTATION
+
+
+def test_new_jwk_members_beyond_the_four_are_not_used():
+    lines = batch_lines(1)
+    key_rec = json.loads(lines[-1])
+    key_rec[6] = {**key_rec[6], "kid": "ignored", "use": "sig"}
+    f2 = make_batch(manifest(1), list(lines[:-1]) + [sv.canonical_json(key_rec)], DEV)
+    m3 = {**manifest(2), "prev": h_of(f2)}
+    f3 = make_batch(m3, batch_lines(2), ROT)
+    assert codes(run_stream(FILES[0], f2, f3)) == ["ok", "ok", "ok"]
+
+
+def _one_record_batch_code(rec: list) -> str:
+    return codes(run_stream(make_batch(manifest(0), [sv.canonical_json(rec)], DEV)))[0]
+
+
+def test_closed_and_open_value_lists():
+    recs = {r["kind"]: json.loads(r["line"]) for r in V["records"]}
+    for r in recs.values():
+        r[1] = 1
+    # open: severity, unit, claim values, unknown claims
+    assert _one_record_batch_code([*recs["evt"][:11], "critical", *recs["evt"][12:]]) == "ok"
+    assert _one_record_batch_code([*recs["sum"][:8], "", *recs["sum"][9:]]) == "ok"
+    att = recs["att"]
+    assert _one_record_batch_code([*att[:6], {**att[6], "vouch.keyprot": "tpm2", "x.new": [1]}]) == "ok"
+    # closed: phase, reason, tq, tq_before
+    assert _one_record_batch_code([*recs["evt"][:7], "middle", *recs["evt"][8:]]) == sv.E_RECORD_MALFORMED
+    assert _one_record_batch_code([*recs["gap"][:6], "other", *recs["gap"][7:]]) == sv.E_RECORD_MALFORMED
+    assert _one_record_batch_code([*recs["hb"][:5], "good", *recs["hb"][6:]]) == sv.E_RECORD_MALFORMED
+    assert _one_record_batch_code([*recs["clk"][:8], "synced"]) == sv.E_RECORD_MALFORMED
+    # window samples are exactly [int, int, int|null]; raw period_ms > 0; rseq >= 1
+    evt = recs["evt"]
+    assert _one_record_batch_code([*evt[:21], [[1, 2, 3, 4]], evt[22]]) == sv.E_RECORD_MALFORMED
+    assert _one_record_batch_code([*evt[:21], [[1, 2, None]], evt[22]]) == "ok"
+    assert _one_record_batch_code([*recs["raw"][:9], 0, recs["raw"][10]]) == sv.E_RECORD_MALFORMED
+    assert _one_record_batch_code(["hb", 0, *recs["hb"][2:]]) == sv.E_RECORD_MALFORMED
+    # fewer or more fields than the kind defines
+    assert _one_record_batch_code(recs["key"][:-1]) == sv.E_RECORD_MALFORMED
+    assert _one_record_batch_code(recs["key"] + [None]) == sv.E_RECORD_MALFORMED
+
+
+def test_record_line_parse_codes():
+    base = list(batch_lines(0))
+
+    def code(line: bytes) -> str:
+        lines = list(base)
+        lines[5] = line
+        return codes(run_stream(make_batch(manifest(0), lines, DEV)))[0]
+
+    act = base[5]
+    assert code(act.replace(b'"for_ms":7200000', b'"for_ms":7.2e6')) == sv.E_RECORD_MALFORMED
+    assert code(act.replace(b'"for_ms":7200000', b'"for_ms":7200000.0')) == sv.E_RECORD_MALFORMED
+    assert code(act.replace(b'"for_ms":7200000', b'"for_ms":9223372036854775808')) == sv.E_RECORD_MALFORMED
+    assert code(act.replace(b'"for_ms":7200000', b'"for_ms":NaN')) == sv.E_RECORD_MALFORMED
+    assert code(act[:-1]) == sv.E_RECORD_MALFORMED
+    assert code(b"[\xff]") == sv.E_RECORD_MALFORMED
+    assert code(act.replace(b'"for_ms":7200000', b'"for_ms":9223372036854775807')) == "ok"
+    # valid JSON that is not canonical
+    assert code(act.replace(b'{"channels"', b'{"for_ms":1,"channels"')) == sv.E_RECORD_NOT_CANONICAL  # dup key
+    assert code(act.replace(b"release_open", b"release\\u005fopen")) == sv.E_RECORD_NOT_CANONICAL
+    assert code(act.replace(b"release_open", b"\\ud800")) == sv.E_RECORD_NOT_CANONICAL
+
+
+def test_inclusion_proof_needs_the_key_in_force_from_the_key_history():
+    chain = sv.Chain(ENROLMENT)
+    assert codes(chain.verify_stream(V["stream"].encode())) == ["ok", "ok", "ok"]
+    p3 = _proof_for(2, 0)
+    assert p3["path"] == []
+    # batch 3 is signed by the rotated key: the enrolment alone does not know it
+    assert _proof_code(p3, key=ENROLMENT) == sv.E_JWS_KID
+    rec = sv.verify_inclusion_proof(p3, chain, bank_jwk={"jwk": BANK["jwk"], "kid": BANK["kid"]})
+    assert rec == json.loads(batch_lines(2)[0])
+    # every record of batches 1 and 2 with the history (the old key is in force at their bseq)
+    for i in (0, 1):
+        for idx in range(len(batch_lines(i))):
+            sv.verify_inclusion_proof(_proof_for(i, idx), chain, bank_jwk=BANK["jwk"])
+    # a batch 3 signed by the retired key is refused with the step-2 code
+    old3 = make_batch(manifest(2), batch_lines(2), DEV)
+    with pytest.raises(sv.VerifyError) as e:
+        sv.verify_inclusion_proof({**p3, "batch": token_of(old3), "receipt": None}, chain)
+    assert e.value.code == sv.E_KEY_RETIRED
+    # the proof names the wrong device for the enrolment
+    with pytest.raises(sv.VerifyError) as e:
+        sv.verify_inclusion_proof(PROOF, {**ENROLMENT, "device": "another-site"})
+    assert e.value.code == sv.E_DEVICE_MISMATCH
+    # the embedded receipt must name the batch
+    with pytest.raises(sv.VerifyError) as e:
+        sv.verify_inclusion_proof({**PROOF, "receipt": B[1]["receipt"]["token"]}, ENROLMENT, bank_jwk=BANK["jwk"])
+    assert e.value.code == sv.E_RECEIPT_MISMATCH
+
+
+def test_receipt_codes():
+    rc = B[0]["receipt"]["token"]
+    p = sv.verify_receipt(rc, {"jwk": BANK["jwk"], "kid": BANK["kid"]})
+    with pytest.raises(sv.VerifyError) as e:
+        sv.check_receipt_names(p, FILES[1])
+    assert e.value.code == sv.E_RECEIPT_MISMATCH
+    for name, value in (("dev", "another-site"), ("bseq", 2), ("batch", "0" * 64)):
+        with pytest.raises(sv.VerifyError) as e:
+            sv.check_receipt_names({**p, name: value}, B[0]["token"])
+        assert e.value.code == sv.E_RECEIPT_MISMATCH
+    # typ and alg of a receipt are checked as in step 2
+    payload = B[0]["receipt"]["payload"].encode()
+    wrong_typ = sign({"alg": "ES256", "kid": BANK["kid"], "typ": "vouch-batch+jws"}, payload, BANK)
+    with pytest.raises(sv.VerifyError) as e:
+        sv.verify_receipt(wrong_typ, BANK["jwk"])
+    assert e.value.code == sv.E_JWS_MALFORMED
+    with pytest.raises(sv.VerifyError) as e:
+        sv.verify_receipt(_token_with_header(b'{"alg":"ES384","kid":"x","typ":"vouch-receipt+jws"}', rc),
+                          BANK["jwk"])
+    assert e.value.code == sv.E_JWS_ALG
+    v2 = sign({"alg": "ES256", "kid": BANK["kid"], "typ": "vouch-receipt+jws"},
+              sv.canonical_json({**json.loads(payload), "v": 2}), BANK)
+    with pytest.raises(sv.VerifyError) as e:
+        sv.verify_receipt(v2, BANK["jwk"])
+    assert e.value.code == sv.E_PAYLOAD_VERSION
+
+
+def test_every_verdict_code_is_a_spec_code():
+    assert {sv.OK} | sv.SPEC_CODES >= {
+        sv.E_JWS_MALFORMED, sv.E_JWS_ALG, sv.E_RECEIPT_MISMATCH, sv.E_PROOF_INVALID, sv.E_DEVICE_UNKNOWN,
+        sv.E_DEVICE_REVOKED}
+    assert not hasattr(sv, "X_RECEIPT_MISMATCH")
