@@ -226,6 +226,36 @@ public final class Outbox: Sendable {
         }
     }
 
+    /// Marks a batch the bank refused for good. Returns whether it was not marked before. The batch
+    /// stays sealed and undelivered: it is never dropped and never re-signed.
+    @discardableResult
+    public func quarantine(bseq: Int64, code: String, reason: String, atMs: Int64) throws(StoreError) -> Bool {
+        try write("quarantine batch \(bseq)") { db in
+            try db.execute(
+                sql: "UPDATE batch SET quarantine_code = ?, quarantine_reason = ?, quarantined_at_ms = ? WHERE bseq = ? AND receipt IS NULL AND quarantine_code IS NULL",
+                arguments: [code, reason, atMs, bseq])
+            return db.changesCount > 0
+        }
+    }
+
+    /// Quarantined batches that have since been delivered: clears their mark and returns them.
+    public func releaseQuarantines() throws(StoreError) -> [(bseq: Int64, code: String)] {
+        try write("release delivered quarantined batches") { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT bseq, quarantine_code FROM batch WHERE quarantine_code IS NOT NULL AND receipt IS NOT NULL ORDER BY bseq")
+            try db.execute(sql: "UPDATE batch SET quarantine_code = NULL, quarantine_reason = NULL, quarantined_at_ms = NULL WHERE quarantine_code IS NOT NULL AND receipt IS NOT NULL")
+            return rows.map { (bseq: $0["bseq"], code: $0["quarantine_code"]) }
+        }
+    }
+
+    /// Batches the bank refused for good and that wait, with the bank's code.
+    public func quarantined() throws(StoreError) -> [(bseq: Int64, code: String, reason: String, atMs: Int64)] {
+        try read("list quarantined batches") { db in
+            try Row.fetchAll(db, sql: "SELECT bseq, quarantine_code, quarantine_reason, quarantined_at_ms FROM batch WHERE quarantine_code IS NOT NULL ORDER BY bseq").map {
+                (bseq: $0["bseq"], code: $0["quarantine_code"], reason: $0["quarantine_reason"], atMs: $0["quarantined_at_ms"])
+            }
+        }
+    }
+
     /// Counts the uplink's attempts for a batch (for status and backoff reporting).
     public func noteAttempt(bseq: Int64, error: String?) throws(StoreError) {
         try write("note an upload attempt") { db in
@@ -308,6 +338,13 @@ enum OutboxSchema {
                     bseq INTEGER REFERENCES batch(bseq)
                 ) STRICT;
                 CREATE INDEX record_unsealed ON record(rseq) WHERE bseq IS NULL;
+                """)
+        }
+        m.registerMigration("v2: quarantined batches") { db in
+            try db.execute(sql: """
+                ALTER TABLE batch ADD COLUMN quarantine_code TEXT;
+                ALTER TABLE batch ADD COLUMN quarantine_reason TEXT;
+                ALTER TABLE batch ADD COLUMN quarantined_at_ms INTEGER;
                 """)
         }
         return m

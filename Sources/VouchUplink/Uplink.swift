@@ -28,6 +28,12 @@ public final class Uplink: Service, Sendable {
         public var backoff: Backoff
         /// When set, receipts must be signed by this key.
         public var bankKey: PublicJWK?
+        /// How long a batch the bank refused for good (a 4xx) is parked before it is offered again: the
+        /// cause is usually fixed at the bank (enrolment, revocation, limits), and the chain cannot go on
+        /// past it, so it is retried slowly, never in a tight loop.
+        public var parkInterval: Duration = .seconds(3_600)
+        /// The longest `Retry-After` honoured.
+        public var maxRetryAfter: Duration = .seconds(3_600)
 
         public init(bankURL: String, deviceID: String, bootID: String, bootCount: Int64, batchInterval: Duration, maxBatchRecords: Int, requestTimeout: Duration, backoff: Backoff = Backoff(), bankKey: PublicJWK? = nil) {
             self.bankURL = bankURL
@@ -69,6 +75,8 @@ public final class Uplink: Service, Sendable {
     let logger: Logger
     private let wake = Mutex(false)
     private let signing: Mutex<Signing>
+    /// The batch the bank refused for good, and when to offer it again.
+    private let parked = Mutex<(bseq: Int64, until: ContinuousClock.Instant)?>(nil)
 
     public init(
         outbox: Outbox, key: SigningKey, rotation: PendingRotation? = nil, settings: Settings, clock: any AgentClock, http: HTTPClient = .shared,
@@ -155,18 +163,31 @@ public final class Uplink: Service, Sendable {
 
     /// Sends undelivered batches in order until all are delivered or one fails.
     public func sendPending() async -> SendOutcome {
+        let result = await deliver()
+        if let failure = result.failure { return .failed(delivered: result.delivered, reason: failure.error.description) }
+        return .delivered(count: result.delivered)
+    }
+
+    struct DeliveryResult {
+        var delivered: Int
+        var failure: (bseq: Int64, error: UplinkError)?
+    }
+
+    func deliver() async -> DeliveryResult {
         var delivered = 0
         while true {
             let batches: [SealedBatch]
-            do { batches = try outbox.undelivered(limit: 16) } catch { return .failed(delivered: delivered, reason: error.description) }
-            if batches.isEmpty { return .delivered(count: delivered) }
+            do { batches = try outbox.undelivered(limit: 16) } catch {
+                return DeliveryResult(delivered: delivered, failure: (0, UplinkError(.store, error.description)))
+            }
+            if batches.isEmpty { return DeliveryResult(delivered: delivered, failure: nil) }
             for batch in batches {
                 do {
                     try await send(batch)
                     delivered += 1
                 } catch {
                     try? outbox.noteAttempt(bseq: batch.bseq, error: error.description)
-                    return .failed(delivered: delivered, reason: error.description)
+                    return DeliveryResult(delivered: delivered, failure: (batch.bseq, error))
                 }
             }
         }
@@ -180,16 +201,25 @@ public final class Uplink: Service, Sendable {
         request.body = .bytes(ByteBuffer(bytes: batch.file))
         let status: UInt
         let body: ByteBuffer
+        let retryAfter: String?
         do {
             let response = try await http.execute(request, timeout: .nanoseconds(Int64(settings.requestTimeout.components.seconds) * 1_000_000_000 + settings.requestTimeout.components.attoseconds / 1_000_000_000))
             status = response.status.code
+            retryAfter = response.headers.first(name: "Retry-After")
             body = try await response.body.collect(upTo: 1 << 20)
         } catch {
             throw UplinkError(.unreachable, "batch \(batch.bseq): bank at \(settings.bankURL) unreachable: \(error)")
         }
         let text = String(buffer: body)
         guard status == 200 else {
-            throw UplinkError(status >= 500 || status == 429 ? .bankBusy : .rejected, "batch \(batch.bseq): bank answered HTTP \(status): \(text.prefix(300))")
+            // 408, 429 and 5xx say "later"; any other 4xx says this batch will not be accepted as it stands.
+            let transient = status >= 500 || status == 429 || status == 408
+            let bankCode = (try? CanonicalJSON.decode(Array(text.utf8)))?.objectValue?["error"]?.objectValue?["code"]?.stringValue
+            var error = UplinkError(transient ? .bankBusy : .rejected, "batch \(batch.bseq): bank answered HTTP \(status): \(text.prefix(300))")
+            error.httpStatus = Int(status)
+            error.bankCode = bankCode
+            error.retryAfter = retryAfter.flatMap { RetryAfter.parse($0, now: Date()) }.map { min($0, settings.maxRetryAfter) }
+            throw error
         }
         guard let answer = try? CanonicalJSON.decode(Array(text.utf8)).objectValue, let receiptToken = answer["receipt"]?.stringValue else {
             throw UplinkError(.badReceipt, "batch \(batch.bseq): bank answered 200 without a receipt: \(text.prefix(300))")
@@ -240,19 +270,82 @@ public final class Uplink: Service, Sendable {
         }
     }
 
-    /// One seal-and-send round; returns when to retry if sending failed.
+    /// One seal-and-send round; returns when to try again if sending failed.
     func round(failures: inout Int) async -> ContinuousClock.Instant? {
         do { try sealPending() } catch { logger.error("sealing failed: \(error)") }
-        switch await sendPending() {
-        case .delivered:
-            failures = 0
-            return nil
-        case .failed(_, let reason):
-            failures += 1
-            let delay = settings.backoff.delay(afterFailures: failures)
-            logger.warning("upload failed (attempt \(failures)): \(reason); retrying in \(delay.formatted(.units(allowed: [.seconds, .milliseconds])))")
-            return ContinuousClock.now.advanced(by: delay)
+        if let parked = parked.withLock({ $0 }), ContinuousClock.now < parked.until {
+            return parked.until  // a batch the bank refused waits its turn; nothing can overtake it
         }
+        let result = await deliver()
+        if result.delivered > 0 { releaseQuarantine() }
+        guard let failure = result.failure else {
+            failures = 0
+            parked.withLock { $0 = nil }
+            return nil
+        }
+        if failure.error.isPermanent {
+            quarantine(bseq: failure.bseq, error: failure.error)
+            let until = ContinuousClock.now.advanced(by: settings.parkInterval)
+            parked.withLock { $0 = (failure.bseq, until) }
+            return until
+        }
+        failures += 1
+        var delay = settings.backoff.delay(afterFailures: failures)
+        if let retryAfter = failure.error.retryAfter, retryAfter > delay { delay = retryAfter }
+        logger.warning("upload failed (attempt \(failures)): \(failure.error); retrying in \(delay.formatted(.units(allowed: [.seconds, .milliseconds])))")
+        return ContinuousClock.now.advanced(by: delay)
+    }
+
+    /// A batch the bank refused for good: kept (never dropped, never re-signed), marked, recorded as an
+    /// event in the chain, and offered again only after `parkInterval`.
+    func quarantine(bseq: Int64, error: UplinkError) {
+        let code = error.bankCode ?? "HTTP \(error.httpStatus.map(String.init) ?? "?")"
+        let newly: Bool
+        do { newly = try outbox.quarantine(bseq: bseq, code: code, reason: error.message, atMs: clock.now().wallMs) } catch {
+            logger.error("could not mark batch \(bseq) quarantined: \(error)")
+            return
+        }
+        logger.error(
+            "the bank refused batch \(bseq) for good (\(code)): \(error.message). It stays sealed and is offered again every \(settings.parkInterval.formatted(.units(allowed: [.hours, .minutes, .seconds]))); later batches wait behind it. Fix the cause at the bank (enrolment, revocation, limits).")
+        guard newly else { return }
+        record(eventFor: bseq, code: code, phase: .start, detail: error.message)
+    }
+
+    private func releaseQuarantine() {
+        guard let released = try? outbox.releaseQuarantines(), !released.isEmpty else { return }
+        for (bseq, code) in released {
+            logger.notice("batch \(bseq), refused before (\(code)), has now been accepted by the bank")
+            record(eventFor: bseq, code: code, phase: .end, detail: "accepted by the bank")
+        }
+    }
+
+    private func record(eventFor bseq: Int64, code: String, phase: EventRecord.Phase, detail: String) {
+        let now = clock.now()
+        let stamp = RecordStamp(rseq: 0, boot: now.bootCount, monoMs: now.monoMs, wallMs: now.wallMs, timeQuality: now.quality)
+        let text =
+            phase == .start
+            ? "the bank refused batch \(bseq) (\(code)); delivery waits until the cause is fixed at the bank: \(detail)"
+            : "batch \(bseq), refused before (\(code)), was accepted by the bank; delivery goes on"
+        let event = EventRecord(
+            stamp: stamp, eventId: "uplink-quarantine@\(bseq)", phase: phase, rule: "uplink-quarantine", ruleVersion: 1, channel: "uplink",
+            severity: "high", startMonoMs: now.monoMs, startWallMs: now.wallMs, endMonoMs: phase == .end ? now.monoMs : nil,
+            endWallMs: phase == .end ? now.wallMs : nil, durationMs: 0, unit: "", scale: 0, params: ["bseq": .int(bseq), "code": .string(code)],
+            window: [], explanation: text)
+        do { try outbox.append([.event(event)]) } catch { logger.error("could not record the quarantine event: \(error)") }
+    }
+}
+
+/// `Retry-After` (RFC 9110 §10.2.3): delay-seconds or an HTTP-date.
+public enum RetryAfter {
+    public static func parse(_ value: String, now: Date) -> Duration? {
+        let trimmed = value.trimmingCharacters(in: .whitespaces)
+        if let seconds = Int64(trimmed), seconds >= 0 { return .seconds(seconds) }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        guard let date = formatter.date(from: trimmed) else { return nil }
+        return .milliseconds(max(0, Int64(date.timeIntervalSince(now) * 1000)))
     }
 }
 
@@ -293,6 +386,13 @@ public struct UplinkError: Error, Sendable, Equatable, CustomStringConvertible {
     }
     public let code: Code
     public let message: String
+    /// The bank's answer, when it gave one.
+    public var httpStatus: Int?
+    public var bankCode: String?
+    /// How long the bank asked to wait (capped).
+    public var retryAfter: Duration?
+    /// A 4xx other than 408/429: the bank will not accept this batch as it stands.
+    public var isPermanent: Bool { code == .rejected }
     public init(_ code: Code, _ message: String) {
         self.code = code
         self.message = message

@@ -88,8 +88,14 @@ struct Gateway: Sendable {
     let deviceID: String
     let key: SigningKey
     let outbox: Outbox
-    let settings: Uplink.Settings
-    let uplink: Uplink
+    private(set) var settings: Uplink.Settings
+    private(set) var uplink: Uplink
+
+    /// Replaces the uplink with one using `settings` on the same outbox and key.
+    mutating func settingsOverride(_ settings: Uplink.Settings) {
+        self.settings = settings
+        uplink = Uplink(outbox: outbox, key: key, settings: settings, clock: StepClock(), logger: Fixture.quietLogger)
+    }
 
     init(dir: TempDir, bankURL: String, deviceID: String = "acme-press-\(UUID().uuidString.prefix(8).lowercased())", key: SigningKey = .generate(), maxBatchRecords: Int, requestTimeout: Duration = .seconds(10), bankKey: PublicJWK? = nil) throws {
         self.deviceID = deviceID
@@ -228,7 +234,12 @@ enum Net {
     static func waitForHealthz(port: Int, stopped: Flag, server: Task<Void, any Error>) async throws {
         let deadline = ContinuousClock.now.advanced(by: .seconds(20))
         while ContinuousClock.now < deadline {
-            if let response = get(port: port, path: "/healthz"), response.hasPrefix("HTTP/1.1 200") { return }
+            // The blocking socket call runs on a Dispatch thread: on the cooperative pool (two threads on
+            // two cores) a few of them waiting at once starve the very server they wait for.
+            let response = await withCheckedContinuation { continuation in
+                DispatchQueue.global().async { continuation.resume(returning: get(port: port, path: "/healthz")) }
+            }
+            if let response, response.hasPrefix("HTTP/1.1 200") { return }
             if stopped.isSet {
                 let outcome = await server.result
                 throw ServerDidNotStart(description: "bank on port \(port) stopped before answering /healthz: \(outcome)")

@@ -147,9 +147,9 @@ class Site:
         if self.echo and line:
             self.echo(source, line)
 
-    def _spawn(self, name, argv):
+    def _spawn(self, name, argv, append=False):
         log_path = self.workdir / f"{name}.log"
-        log = open(log_path, "w", buffering=1)
+        log = open(log_path, "a" if append else "w", buffering=1)
         self.logs[name] = log_path
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
                                 start_new_session=True)
@@ -180,11 +180,15 @@ class Site:
         if not wait_for_port(self.bank_port):
             raise RuntimeError("vouch-bank did not start; see " + str(self.workdir / "bank.log"))
         self.start_meter()
+        self.start_agent()
+        self.started = time.monotonic()
+
+    def start_agent(self, append=False):
+        """Starts `vouch run` (again, after a kill, with append=True: the log keeps every run)."""
         agent = [str(self.bin_dir / "vouch"), "run", "--config", str(self.config)]
         # VOUCH_AGENT_TIME=1 runs the agent under GNU time, whose report (peak RSS) ends agent.log.
         self.timed = os.environ.get("VOUCH_AGENT_TIME") == "1" and os.path.exists("/usr/bin/time")
-        self._spawn("agent", (["/usr/bin/time", "-v"] if self.timed else []) + agent)
-        self.started = time.monotonic()
+        return self._spawn("agent", (["/usr/bin/time", "-v"] if self.timed else []) + agent, append=append)
 
     def stop_process(self, name, sig=signal.SIGTERM, timeout=15.0):
         """Stops one process group; returns its exit code (SIGKILL after `timeout`)."""
