@@ -28,7 +28,7 @@ data_dir = "{workdir}/agent"
 key_file = "{workdir}/agent/device.key"
 
 [bank]
-url = "http://127.0.0.1:{bank_port}"
+url = "http://127.0.0.1:{agent_bank_port}"
 timeout = "5s"
 receipt_key = "{workdir}/bank.jwk"     # from `vouch-bank key`: receipts must be signed by this bank
 
@@ -100,6 +100,8 @@ class Site:
         self.device_id = device_id
         self.stop_after, self.stop_for = stop_after, stop_for
         self.bank_port, self.meter_port = free_port(), free_port()
+        # Where the agent sends its batches: the bank itself, or a fault-injecting proxy in front of it.
+        self.agent_bank_port = self.bank_port
         self.settings = dict(stop_rule=stop_rule, summary_interval=summary_interval, batch_interval=batch_interval,
                              poll_interval=poll_interval)
         self.echo = echo  # callable(source, line) to narrate, or None
@@ -133,7 +135,7 @@ class Site:
         bank_key = subprocess.run([str(self.bin_dir / "vouch-bank"), "key", "--key", str(self.bank_key)],
                                   capture_output=True, text=True, check=True)
         (self.workdir / "bank.jwk").write_text(bank_key.stdout)
-        self.config.write_text(CONFIG.format(device_id=self.device_id, workdir=self.workdir, bank_port=self.bank_port,
+        self.config.write_text(CONFIG.format(device_id=self.device_id, workdir=self.workdir, agent_bank_port=self.agent_bank_port,
                                              meter_port=self.meter_port, **self.settings))
         check = self.vouch("config", "check", str(self.config))
         self.say("setup", check.stdout.strip())
