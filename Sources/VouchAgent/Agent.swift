@@ -88,13 +88,12 @@ public struct Agent: Sendable {
                 }
             }
         }
-        let uplink = Uplink(
-            outbox: outbox, key: key, rotation: pending,
-            settings: .init(
-                bankURL: config.bank.url, deviceID: config.device.id, bootID: bootID, bootCount: bootCount,
-                batchInterval: config.evidence.batchInterval, maxBatchRecords: config.evidence.maxBatchRecords,
-                requestTimeout: config.bank.requestTimeout, bankKey: config.bank.receiptKey),
-            clock: clock, logger: logger)
+        var uplinkSettings = Uplink.Settings(
+            bankURL: config.bank.url, deviceID: config.device.id, bootID: bootID, bootCount: bootCount,
+            batchInterval: config.evidence.batchInterval, maxBatchRecords: config.evidence.maxBatchRecords,
+            requestTimeout: config.bank.requestTimeout, bankKey: config.bank.receiptKey)
+        uplinkSettings.retention = config.evidence.retention
+        let uplink = Uplink(outbox: outbox, key: key, rotation: pending, settings: uplinkSettings, clock: clock, logger: logger)
         let pipeline = EvidencePipeline(config: config, outbox: outbox, clock: clock, logger: logger, onEvent: { uplink.sendSoon() })
         var services: [any Service] = [
             uplink, PipelineService(pipeline: pipeline),

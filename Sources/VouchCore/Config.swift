@@ -56,12 +56,20 @@ public struct EvidenceSettings: Sendable, Equatable {
     /// How often the agent records a heartbeat; the bank reports the device silent after twice this
     /// without a batch.
     public var heartbeatInterval: Duration
+    /// How long a batch is kept in the outbox after the bank's receipt for it (then pruned). Undelivered
+    /// batches and unsealed records are never pruned.
+    public var retention: Duration
+    public static let defaultRetention: Duration = .seconds(30 * 86_400)
 
-    public init(summaryInterval: Duration, batchInterval: Duration, maxBatchRecords: Int, heartbeatInterval: Duration = .seconds(300)) {
+    public init(
+        summaryInterval: Duration, batchInterval: Duration, maxBatchRecords: Int, heartbeatInterval: Duration = .seconds(300),
+        retention: Duration = EvidenceSettings.defaultRetention
+    ) {
         self.summaryInterval = summaryInterval
         self.batchInterval = batchInterval
         self.maxBatchRecords = maxBatchRecords
         self.heartbeatInterval = heartbeatInterval
+        self.retention = retention
     }
 }
 

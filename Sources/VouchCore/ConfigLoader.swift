@@ -171,7 +171,7 @@ struct ConfigDecoder {
     }
 
     mutating func duration(_ s: Section, _ key: String, min: Duration, required: Bool = true, default value: Duration? = nil) -> Duration? {
-        let expected = "a duration such as \"500ms\", \"15s\", \"2m\" or \"1h\""
+        let expected = "a duration such as \"500ms\", \"15s\", \"2m\", \"1h\" or \"30d\""
         guard let n = node(s, key, required: required && value == nil, expected: expected) else { return value }
         guard case .string(let text) = n.value else {
             report(n.position, "\"\(key)\" in [\(s.name)] must be \(expected), found \(n.value.typeName)")
@@ -211,7 +211,7 @@ struct ConfigDecoder {
     }
 
     static func parseDuration(_ text: String) -> Duration? {
-        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
+        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
         for (suffix, ms) in units where text.hasSuffix(suffix) {
             let digits = text.dropLast(suffix.count)
             guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber), let n = Int64(digits), n < Int64.max / ms else { continue }
@@ -329,13 +329,14 @@ struct ConfigDecoder {
         }
 
         var evidence: EvidenceSettings? = EvidenceSettings(summaryInterval: .seconds(60), batchInterval: .seconds(60), maxBatchRecords: 500)
-        if root["evidence"] != nil, let s = section(root, "evidence", name: "evidence", known: ["summary_interval", "batch_interval", "max_batch_records", "heartbeat_interval"], at: start) {
+        if root["evidence"] != nil, let s = section(root, "evidence", name: "evidence", known: ["summary_interval", "batch_interval", "max_batch_records", "heartbeat_interval", "retention"], at: start) {
             let si = duration(s, "summary_interval", min: .seconds(1), default: .seconds(60))
             let bi = duration(s, "batch_interval", min: .seconds(1), default: .seconds(60))
             let mr = integer(s, "max_batch_records", range: 1...10_000, default: 500)
             let hb = duration(s, "heartbeat_interval", min: .seconds(10), default: .seconds(300))
-            if let si, let bi, let mr, let hb {
-                evidence = EvidenceSettings(summaryInterval: si, batchInterval: bi, maxBatchRecords: mr, heartbeatInterval: hb)
+            let keep = duration(s, "retention", min: .seconds(3_600), default: EvidenceSettings.defaultRetention)
+            if let si, let bi, let mr, let hb, let keep {
+                evidence = EvidenceSettings(summaryInterval: si, batchInterval: bi, maxBatchRecords: mr, heartbeatInterval: hb, retention: keep)
             } else {
                 evidence = nil
             }

@@ -14,7 +14,10 @@ import VouchEvidence
 ///    in the same transaction that claims the records: a batch exists whole or not at all, and its
 ///    bytes never change afterwards (every resend is byte-identical).
 /// 5. A batch is marked delivered only with the bank's receipt.
-/// 6. Only ``OutboxSchema`` changes the schema, through migrations that never change once shipped.
+/// 6. Pruning removes only delivered batches (and their records) whose receipt is older than the
+///    retention, and never the newest batch: `bseq`, `prev`, `rseq` and the last receipt hash carry on
+///    from the rows that remain (plus `last_rseq` in `meta`, so an `rseq` is never reused).
+/// 7. Only ``OutboxSchema`` changes the schema, through migrations that never change once shipped.
 public final class Outbox: Sendable {
     public let path: String
     private let pool: DatabasePool
@@ -139,7 +142,9 @@ public final class Outbox: Sendable {
     public func append(_ records: [EvidenceRecord]) throws(StoreError) -> [EvidenceRecord] {
         guard !records.isEmpty else { return [] }
         return try write("append \(records.count) record(s)") { db in
-            var next = (try Int64.fetchOne(db, sql: "SELECT MAX(rseq) FROM record") ?? 0) + 1
+            let highestStored = try Int64.fetchOne(db, sql: "SELECT MAX(rseq) FROM record") ?? 0
+            let highestPruned = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'last_rseq'") ?? 0
+            var next = max(highestStored, highestPruned) + 1
             var stored: [EvidenceRecord] = []
             for var record in records {
                 record.stamp.rseq = next
@@ -253,6 +258,45 @@ public final class Outbox: Sendable {
             try Row.fetchAll(db, sql: "SELECT bseq, quarantine_code, quarantine_reason, quarantined_at_ms FROM batch WHERE quarantine_code IS NOT NULL ORDER BY bseq").map {
                 (bseq: $0["bseq"], code: $0["quarantine_code"], reason: $0["quarantine_reason"], atMs: $0["quarantined_at_ms"])
             }
+        }
+    }
+
+    /// What pruning removed.
+    public struct Pruned: Sendable, Equatable {
+        public var batches: Int
+        public var records: Int
+        public var throughBseq: Int64?
+    }
+
+    /// Deletes delivered batches whose receipt came before `deliveredBeforeMs`, with their records, in
+    /// `bseq` order from the oldest, stopping at the first batch that is not prunable; the newest batch
+    /// and the newest delivered batch always stay (the chain and the receipt chain go on from them).
+    @discardableResult
+    public func prune(deliveredBeforeMs: Int64) throws(StoreError) -> Pruned {
+        try write("prune delivered batches") { db -> Pruned in
+            // The newest batch carries the chain on (bseq, prev) and the newest delivered one the last
+            // receipt hash (rcpt): both stay.
+            guard let newest = try Int64.fetchOne(db, sql: "SELECT MAX(bseq) FROM batch"),
+                let newestDelivered = try Int64.fetchOne(db, sql: "SELECT MAX(bseq) FROM batch WHERE receipt IS NOT NULL")
+            else { return Pruned(batches: 0, records: 0, throughBseq: nil) }
+            let keepFrom = min(newest, newestDelivered)
+            // Contiguous from the oldest: an undelivered or quarantined batch stops it, so what remains
+            // is always a suffix of the chain.
+            var through: Int64?
+            for row in try Row.fetchAll(db, sql: "SELECT bseq, receipt IS NOT NULL AS delivered, delivered_at_ms FROM batch WHERE bseq < ? ORDER BY bseq", arguments: [keepFrom]) {
+                let delivered: Bool = row["delivered"]
+                let at: Int64? = row["delivered_at_ms"]
+                guard delivered, let at, at < deliveredBeforeMs else { break }
+                through = row["bseq"]
+            }
+            guard let through else { return Pruned(batches: 0, records: 0, throughBseq: nil) }
+            let maxRseq = try Int64.fetchOne(db, sql: "SELECT MAX(rseq) FROM record") ?? 0
+            let known = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'last_rseq'") ?? 0
+            try Self.setMeta(db, "last_rseq", max(maxRseq, known))
+            try db.execute(sql: "DELETE FROM record WHERE bseq <= ?", arguments: [through])
+            let records = db.changesCount
+            try db.execute(sql: "DELETE FROM batch WHERE bseq <= ?", arguments: [through])
+            return Pruned(batches: db.changesCount, records: records, throughBseq: through)
         }
     }
 

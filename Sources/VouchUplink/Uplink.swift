@@ -34,6 +34,8 @@ public final class Uplink: Service, Sendable {
         public var parkInterval: Duration = .seconds(3_600)
         /// The longest `Retry-After` honoured.
         public var maxRetryAfter: Duration = .seconds(3_600)
+        /// Delivered batches older than this (by their receipt) are pruned from the outbox, hourly.
+        public var retention: Duration = .seconds(30 * 86_400)
 
         public init(bankURL: String, deviceID: String, bootID: String, bootCount: Int64, batchInterval: Duration, maxBatchRecords: Int, requestTimeout: Duration, backoff: Backoff = Backoff(), bankKey: PublicJWK? = nil) {
             self.bankURL = bankURL
@@ -77,6 +79,7 @@ public final class Uplink: Service, Sendable {
     private let signing: Mutex<Signing>
     /// The batch the bank refused for good, and when to offer it again.
     private let parked = Mutex<(bseq: Int64, until: ContinuousClock.Instant)?>(nil)
+    private let lastPrune = Mutex<ContinuousClock.Instant?>(nil)
 
     public init(
         outbox: Outbox, key: SigningKey, rotation: PendingRotation? = nil, settings: Settings, clock: any AgentClock, http: HTTPClient = .shared,
@@ -277,7 +280,10 @@ public final class Uplink: Service, Sendable {
             return parked.until  // a batch the bank refused waits its turn; nothing can overtake it
         }
         let result = await deliver()
-        if result.delivered > 0 { releaseQuarantine() }
+        if result.delivered > 0 {
+            releaseQuarantine()
+            pruneIfDue()
+        }
         guard let failure = result.failure else {
             failures = 0
             parked.withLock { $0 = nil }
@@ -294,6 +300,24 @@ public final class Uplink: Service, Sendable {
         if let retryAfter = failure.error.retryAfter, retryAfter > delay { delay = retryAfter }
         logger.warning("upload failed (attempt \(failures)): \(failure.error); retrying in \(delay.formatted(.units(allowed: [.seconds, .milliseconds])))")
         return ContinuousClock.now.advanced(by: delay)
+    }
+
+    /// At most hourly: drops delivered batches past the retention (never undelivered ones).
+    func pruneIfDue() {
+        let due = lastPrune.withLock { last -> Bool in
+            guard last.map({ ContinuousClock.now - $0 >= .seconds(3_600) }) ?? true else { return false }
+            last = ContinuousClock.now
+            return true
+        }
+        guard due else { return }
+        let c = settings.retention.components
+        let cutoff = clock.now().wallMs - (c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000)
+        do {
+            let pruned = try outbox.prune(deliveredBeforeMs: cutoff)
+            if pruned.batches > 0 {
+                logger.info("pruned \(pruned.batches) delivered batch(es) through \(pruned.throughBseq ?? 0) (\(pruned.records) records) past the retention")
+            }
+        } catch { logger.error("pruning the outbox failed: \(error)") }
     }
 
     /// A batch the bank refused for good: kept (never dropped, never re-signed), marked, recorded as an

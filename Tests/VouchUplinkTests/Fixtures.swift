@@ -97,6 +97,19 @@ struct Gateway: Sendable {
         uplink = Uplink(outbox: outbox, key: key, settings: settings, clock: StepClock(), logger: Fixture.quietLogger)
     }
 
+    /// Replaces the uplink with one reading `clock`.
+    mutating func clockOverride(_ clock: any AgentClock) {
+        uplink = Uplink(outbox: outbox, key: key, settings: settings, clock: clock, logger: Fixture.quietLogger)
+    }
+
+    /// A wall clock a year ahead of now (synchronised), for retention.
+    struct FutureClock: AgentClock {
+        func now() -> ClockReading {
+            let wall = Int64(Date().timeIntervalSince1970 * 1000) + 365 * 86_400_000
+            return ClockReading(bootCount: 1, monoNs: 10_000_000_000_000, wallNs: wall * 1_000_000, quality: .synchronized)
+        }
+    }
+
     init(dir: TempDir, bankURL: String, deviceID: String = "acme-press-\(UUID().uuidString.prefix(8).lowercased())", key: SigningKey = .generate(), maxBatchRecords: Int, requestTimeout: Duration = .seconds(10), bankKey: PublicJWK? = nil) throws {
         self.deviceID = deviceID
         self.key = key

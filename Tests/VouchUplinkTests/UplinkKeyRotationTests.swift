@@ -58,7 +58,8 @@ struct UplinkKeyRotationTests {
             // Every batch links to the one before, across the change of key.
             #expect(try sealed.dropFirst().map { try Fixture.payload($0.token).prev } == sealed.dropLast().map(\.signingInputHash))
 
-            #expect(await uplink.sendPending() == .delivered(count: count))
+            let outcome = await uplink.sendPending()
+            #expect(outcome == .delivered(count: count), "\(outcome)")
             let keysByBatch = sealed.map { $0.bseq <= rotationBseq ? gateway.key.publicJWK : newKey.publicJWK }
             try UplinkDeliveryTests.expectBankHolds(bank, gateway, sealed, records: 8, keys: keysByBatch)
             let keys = try bank.store.keys(device: gateway.deviceID)
