@@ -22,7 +22,14 @@ public struct Agent: Sendable {
     public static func build(config: AgentConfig, logger: Logger) throws(AgentError) -> Agent {
         var key = try DeviceKeyFile.load(path: config.device.keyFile)
         let outbox: Outbox
-        do { outbox = try Outbox(path: config.device.dataDir + "/outbox.sqlite") } catch { throw AgentError(.store, error.description) }
+        let recovery: OutboxRecovery?
+        do { (outbox, recovery) = try Outbox.openOrRecover(path: config.device.dataDir + "/outbox.sqlite") } catch {
+            throw AgentError(.store, error.description)
+        }
+        if let recovery {
+            logger.critical(
+                "the outbox was unusable (\(recovery.reason)); moved aside to \(recovery.movedTo) and started a fresh one\(recovery.head.map { " after batch \($0.bseq), the last the bank acknowledged" } ?? "")")
+        }
         let bootID = SystemClock.bootID()
         let bootCount: Int64
         let previous: Outbox.PreviousRun?
@@ -57,6 +64,10 @@ public struct Agent: Sendable {
             .init(
                 deviceID: config.device.id, now: now, bootID: bootID, previous: previous, config: config, binarySha256: binaryHash, keyID: key.kid,
                 readingsPerSecond: readingsPerSecond, heartbeatIntervalMs: heartbeatMs, who: ProcessInfo.processInfo.environment["VOUCH_TECHNICIAN"]))
+        if let recovery {
+            // First: what the chain lost, before anything the fresh outbox holds.
+            startup.insert(StartupRecords.storeCorruptGap(recovery, now: now), at: 0)
+        }
         if let r = rotation, r.state == .notRecorded {
             let stamp = RecordStamp(rseq: 0, boot: bootCount, monoMs: now.monoMs, wallMs: now.wallMs, timeQuality: now.quality)
             startup.append(

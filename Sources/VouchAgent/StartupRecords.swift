@@ -36,6 +36,21 @@ public enum StartupRecords {
         }
     }
 
+    /// The signed account of a store that had to be set aside at start.
+    public static func storeCorruptGap(_ recovery: OutboxRecovery, now: ClockReading) -> EvidenceRecord {
+        let stamp = RecordStamp(rseq: 0, boot: now.bootCount, monoMs: now.monoMs, wallMs: now.wallMs, timeQuality: now.quality)
+        var detail = "the outbox database was unusable at start (\(recovery.reason)) and was moved aside to \(recovery.movedTo)"
+        if let head = recovery.head {
+            detail += "; the chain goes on after batch \(head.bseq), the last the bank acknowledged; records after rseq \(head.lastRseq) and batches after \(head.bseq) that the bank had not acknowledged are lost, how many is unknown"
+        } else {
+            detail += "; the bank had acknowledged nothing yet, so the chain starts again at batch 1; what the outbox held is lost, how much is unknown"
+        }
+        return .gap(
+            GapRecord(
+                stamp: stamp, reason: .storeCorrupt, channel: nil, fromBoot: recovery.head?.bootCount ?? now.bootCount, fromMonoMs: 0,
+                fromWallMs: 0, toMonoMs: now.monoMs, toWallMs: now.wallMs, missing: 0, detail: detail))
+    }
+
     public static func make(_ c: Context) -> [EvidenceRecord] {
         let stamp = RecordStamp(rseq: 0, boot: c.now.bootCount, monoMs: c.now.monoMs, wallMs: c.now.wallMs, timeQuality: c.now.quality)
         var records: [EvidenceRecord] = []

@@ -1,3 +1,4 @@
+import CompressNIO
 import Hummingbird
 import Logging
 import NIOCore
@@ -29,9 +30,27 @@ public func buildBankRouter(ingest: BankIngest, settings: BankServerSettings) ->
             guard contentType == BatchFile.mediaType else {
                 throw BankError(BankError.contentType, status: 415, "upload a batch as Content-Type: \(BatchFile.mediaType) (got \(contentType ?? "none"))")
             }
-            let body: ByteBuffer
+            var body: ByteBuffer
             do { body = try await request.body.collect(upTo: settings.maxBodyBytes) } catch {
                 throw BankError(BankError.tooLarge, status: 413, "batch larger than \(settings.maxBodyBytes) bytes")
+            }
+            switch request.headers[.contentEncoding]?.lowercased().trimmingCharacters(in: .whitespaces) {
+            case nil, "identity":
+                break
+            case "gzip":
+                // Bounded: a small body that inflates without end (a gzip bomb) is refused, not expanded.
+                do { body = try body.decompress(with: .gzip(), maxSize: settings.maxBodyBytes) } catch let error as CompressNIOError {
+                    if error == .bufferOverflow {
+                        throw BankError(BankError.tooLarge, status: 413, "batch larger than \(settings.maxBodyBytes) bytes once decompressed")
+                    }
+                    throw BankError(EvidenceError.Code.malformedBatch.rawValue, status: 400, "the gzip body does not decompress: \(error)")
+                }
+                // The decompressor's bound is approximate (buffers round up): the limit itself is exact.
+                guard body.readableBytes <= settings.maxBodyBytes else {
+                    throw BankError(BankError.tooLarge, status: 413, "batch larger than \(settings.maxBodyBytes) bytes once decompressed")
+                }
+            case let other?:
+                throw BankError(BankError.contentEncoding, status: 415, "Content-Encoding \(other) is not supported (send gzip or none)")
             }
             let result = try ingest.ingest(file: body.readableBytesView)
             return jsonResponse(.ok, ["verdict": .string(result.verdict.rawValue), "bseq": .int(result.bseq), "device": .string(result.device), "receipt": .string(result.receipt)])

@@ -39,6 +39,7 @@ public struct BankError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     public static let contentType = "E_CONTENT_TYPE"
+    public static let contentEncoding = "E_CONTENT_ENCODING"
     public static let tooLarge = "E_TOO_LARGE"
     public static let unknownDevice = "E_DEVICE_UNKNOWN"
     public static let revokedDevice = "E_DEVICE_REVOKED"

@@ -29,6 +29,9 @@ public struct GapRecord: Sendable, Equatable {
         case sensorUnreachable = "sensor_unreachable"
         /// The outbox reached its disk budget and dropped or coarsened data.
         case diskBudget = "disk_budget"
+        /// The outbox database was unusable at start (corrupt) and was moved aside: what it held and the
+        /// bank had not acknowledged is lost.
+        case storeCorrupt = "store_corrupt"
     }
 
     public var stamp: RecordStamp

@@ -54,16 +54,53 @@ public final class Outbox: Sendable {
         }
     }
 
+    /// Opens the agent's outbox, checking it first (`PRAGMA quick_check`). A database that cannot be
+    /// opened or fails the check is moved aside — kept for inspection, never read again as evidence —
+    /// and a fresh outbox is seeded from the chain head (next `bseq`/`prev` after the last delivered
+    /// batch, `rseq` after the highest assigned, boot count). The caller records the recovery in the chain.
+    public static func openOrRecover(path: String) throws(StoreError) -> (Outbox, OutboxRecovery?) {
+        var reason: String
+        do {
+            let outbox = try Outbox(path: path)
+            let check = try outbox.read("check the outbox") { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
+            if check == ["ok"] { return (outbox, nil) }
+            reason = "quick_check: " + check.prefix(3).joined(separator: "; ")
+        } catch {
+            guard FileManager.default.fileExists(atPath: path) else { throw error }
+            reason = error.message
+        }
+        let movedTo = path + ".corrupt-\(nowMs())"
+        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+            guard rename(path + suffix, movedTo + suffix) == 0 else {
+                throw StoreError(.io, "the outbox \(path) is unusable (\(reason)) and cannot be moved aside: \(String(cString: strerror(errno)))")
+            }
+        }
+        let head = OutboxHead.read(outbox: path)
+        let fresh = try Outbox(path: path)
+        if let head {
+            try fresh.write("seed the fresh outbox from the chain head") { db in
+                try setMeta(db, "anchor_bseq", head.bseq)
+                try setMeta(db, "anchor_hash", head.hash)
+                if let rcpt = head.receiptHash { try setMeta(db, "anchor_rcpt", rcpt) }
+                try setMeta(db, "last_rseq", head.lastRseq)
+                try setMeta(db, "boot_count", head.bootCount)
+            }
+        }
+        return (fresh, OutboxRecovery(movedTo: movedTo, reason: reason, head: head))
+    }
+
     /// Counts this start of the agent and returns the new boot count (1 on a fresh outbox).
     public func beginBoot(bootID: String) throws(StoreError) -> Int64 {
-        try write("record the agent start") { db in
+        let (next, head) = try write("record the agent start") { db -> (Int64, OutboxHead?) in
             let current = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'boot_count'") ?? 0
             let next = current + 1
             try Self.setMeta(db, "boot_count", next)
             try Self.setMeta(db, "boot_id", bootID)
             try db.execute(sql: "DELETE FROM meta WHERE key = 'clean_stop_wall_ms'")
-            return next
+            return (next, try Self.deliveredHead(db))
         }
+        if let head { try head.write(outbox: path) }
+        return next
     }
 
     /// What the outbox knows of the agent's previous run, read before ``beginBoot(bootID:)``.
@@ -176,9 +213,13 @@ public final class Outbox: Sendable {
             guard !rows.isEmpty else { return nil }
             let records = try rows.map(Self.decode)
             let last = try Row.fetchOne(db, sql: "SELECT bseq, hash FROM batch ORDER BY bseq DESC LIMIT 1")
-            let bseq: Int64 = (last?["bseq"] ?? 0) + 1
-            let prev: String = last?["hash"] ?? Digest256.zeroHex
+            // A fresh outbox after a recovery goes on from the anchor the chain head gave it.
+            let anchorBseq = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'anchor_bseq'") ?? 0
+            let anchorHash = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'anchor_hash'") ?? Digest256.zeroHex
+            let bseq: Int64 = (last?["bseq"] ?? anchorBseq) + 1
+            let prev: String = last?["hash"] ?? anchorHash
             let receiptHash = try String.fetchOne(db, sql: "SELECT receipt_hash FROM batch WHERE receipt_hash IS NOT NULL ORDER BY bseq DESC LIMIT 1")
+                ?? String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'anchor_rcpt'")
             let sealed = seal(SealInput(bseq: bseq, prev: prev, receiptHash: receiptHash, records: records))
             guard sealed.bseq == bseq else { throw StoreError(.invariant, "sealer returned bseq \(sealed.bseq), expected \(bseq)") }
             guard sealed.records == records.map(\.canonicalBytes) else {
@@ -220,7 +261,7 @@ public final class Outbox: Sendable {
 
     /// Stores the bank's receipt for batch `bseq`; a batch is delivered from then on.
     public func markDelivered(bseq: Int64, receiptToken: String, receiptHash: String) throws(StoreError) {
-        try write("store the receipt of batch \(bseq)") { db in
+        let head = try write("store the receipt of batch \(bseq)") { db -> OutboxHead? in
             try db.execute(
                 sql: "UPDATE batch SET receipt = ?, receipt_hash = ?, delivered_at_ms = ? WHERE bseq = ? AND receipt IS NULL",
                 arguments: [receiptToken, receiptHash, Self.nowMs(), bseq])
@@ -228,7 +269,21 @@ public final class Outbox: Sendable {
                 let exists = try Bool.fetchOne(db, sql: "SELECT 1 FROM batch WHERE bseq = ?", arguments: [bseq]) ?? false
                 if !exists { throw StoreError(.invariant, "receipt for batch \(bseq), which was never sealed") }
             }
+            return try Self.deliveredHead(db)
         }
+        if let head { try head.write(outbox: path) }
+    }
+
+    /// The head to mirror: the newest delivered batch, the highest rseq ever assigned, the boot count.
+    static func deliveredHead(_ db: Database) throws -> OutboxHead? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT bseq, hash, receipt_hash FROM batch WHERE receipt IS NOT NULL ORDER BY bseq DESC LIMIT 1") else {
+            return nil
+        }
+        let stored = try Int64.fetchOne(db, sql: "SELECT MAX(rseq) FROM record") ?? 0
+        let pruned = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'last_rseq'") ?? 0
+        return OutboxHead(
+            bseq: row["bseq"], hash: row["hash"], receiptHash: row["receipt_hash"], lastRseq: max(stored, pruned),
+            bootCount: try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'boot_count'") ?? 0)
     }
 
     /// Marks a batch the bank refused for good. Returns whether it was not marked before. The batch

@@ -662,7 +662,7 @@ KIND_FIELDS: dict[str, list[tuple[str, Any]]] = {
     ],
     "hb": [("interval_ms", _t_int), ("uptime_ms", _t_int), ("backlog", _t_int)],
     "gap": [
-        ("reason", _t_enum("agent_down", "sensor_unreachable", "disk_budget")), ("channel", _t_str_null),
+        ("reason", _t_enum("agent_down", "sensor_unreachable", "disk_budget", "store_corrupt")), ("channel", _t_str_null),
         ("from_boot", _t_int), ("from_mono", _t_int), ("from_wall", _t_int), ("to_mono", _t_int),
         ("to_wall", _t_int), ("missing", _t_int), ("detail", _t_str),
     ],

@@ -260,4 +260,19 @@ import VouchStore
         #expect(cleanGap.fromWallMs == Self.lastStamp.wallMs + 90_000)
         #expect(cleanGap.missing == 3_510)
     }
+
+    @Test func aStoreSetAsideIsASignedGapThatSaysWhereTheChainGoesOn() throws {
+        let now = Self.now()
+        let head = OutboxHead(bseq: 41, hash: String(repeating: "ab", count: 32), receiptHash: nil, lastRseq: 880, bootCount: 9)
+        let recovered = StartupRecords.storeCorruptGap(OutboxRecovery(movedTo: "/var/lib/vouch/outbox.sqlite.corrupt-1", reason: "file is not a database", head: head), now: now)
+        let gap = try #require(recovered.gap)
+        #expect(gap.reason == .storeCorrupt)
+        #expect(gap.channel == nil && gap.missing == 0 && gap.fromBoot == 9)
+        #expect(gap.toWallMs == now.wallMs)
+        #expect(gap.detail.contains("file is not a database") && gap.detail.contains("outbox.sqlite.corrupt-1"))
+        #expect(gap.detail.contains("after batch 41") && gap.detail.contains("after rseq 880"), "\(gap.detail)")
+
+        let fresh = StartupRecords.storeCorruptGap(OutboxRecovery(movedTo: "/x.corrupt-2", reason: "quick_check: bad", head: nil), now: now)
+        #expect(fresh.gap?.detail.contains("starts again at batch 1") == true)
+    }
 }

@@ -303,9 +303,10 @@ struct BankClient: Sendable {
         try await post(body: ByteBuffer(bytes: bytes), contentType: contentType)
     }
 
-    func post(body: ByteBuffer, contentType: String?) async throws -> BankReply {
+    func post(body: ByteBuffer, contentType: String?, contentEncoding: String? = nil) async throws -> BankReply {
         var headers: HTTPFields = [:]
         if let contentType { headers[.contentType] = contentType }
+        if let contentEncoding { headers[.contentEncoding] = contentEncoding }
         let response = try await client.executeRequest(uri: "/v1/batches", method: .post, headers: headers, body: body)
         return try Self.reply(response)
     }

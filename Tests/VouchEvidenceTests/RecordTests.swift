@@ -501,7 +501,7 @@ struct KindFields: Sendable, CustomTestStringConvertible {
     }
 
     @Test func everyGapReasonRoundTrips() throws {
-        #expect(GapRecord.Reason.allCases.map(\.rawValue) == ["agent_down", "sensor_unreachable", "disk_budget"])
+        #expect(GapRecord.Reason.allCases.map(\.rawValue) == ["agent_down", "sensor_unreachable", "disk_budget", "store_corrupt"])
         guard case .gap(let base) = Fixtures.sensorGap else { Issue.record("not a gap"); return }
         for reason in GapRecord.Reason.allCases {
             var g = base

@@ -19,6 +19,7 @@ import VouchStore
 
     struct ScriptedBank: Sendable {
         let uploads = Counter()
+        let gzipped = Counter()
         let status: HTTPResponse.Status
         let retryAfter: String?
 
@@ -26,10 +27,12 @@ import VouchStore
             let router = Router()
             router.get("/healthz") { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ok"))) }
             let uploads = self.uploads
+            let gzipped = self.gzipped
             let status = self.status
             let retryAfter = self.retryAfter
-            router.post("/v1/batches") { _, _ -> Response in
+            router.post("/v1/batches") { request, _ -> Response in
                 uploads.increment()
+                if request.headers[.contentEncoding] == "gzip" { gzipped.increment() }
                 var headers: HTTPFields = [.contentType: "application/json"]
                 if let retryAfter { headers[.retryAfter] = retryAfter }
                 let body = #"{"error":{"code":"E_TEST","message":"scripted"}}"#
@@ -73,6 +76,7 @@ import VouchStore
             #expect(failures == 1)
             #expect(try gateway.outbox.quarantined().isEmpty)
             #expect(try gateway.outbox.status().undeliveredBatches == 1)
+            #expect(bank.uploads.count == 2 && bank.gzipped.count == 2, "every upload is gzipped on the wire")
         }
     }
 
