@@ -17,7 +17,7 @@ from joserfc import jws
 from joserfc.jwk import ECKey
 
 import spec_verifier  # Tests/EndToEnd/spec_verifier.py: written from the spec alone
-from vouch_site import Site  # scripts/sim/vouch_site.py
+from vouch_site import Site, wait_until  # scripts/sim/vouch_site.py
 
 POLL_S = 1.0
 
@@ -43,14 +43,6 @@ def merkle_root(leaves):
     return hashlib.sha256(b"\x01" + merkle_root(leaves[:k]) + merkle_root(leaves[k:])).digest()
 
 
-def wait_until(predicate, timeout, step=0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 @pytest.fixture

@@ -6,17 +6,9 @@ import signal
 import subprocess
 import time
 
-from vouch_site import Site
+from vouch_site import Site, wait_until
 
 
-def wait_until(predicate, timeout, step=0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 def test_corrupt_outbox_is_moved_aside_and_the_bank_chain_goes_on(tmp_path):

@@ -246,6 +246,17 @@ class Site:
         return [json.loads(line) for line in self.site_events.read_text().splitlines() if line.strip()]
 
 
+def wait_until(predicate, timeout, step=0.25):
+    """Polls `predicate` until it returns something truthy or `timeout` seconds pass; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return predicate()
+
+
 def parse_stream(text):
     """Splits a batch stream (evidence spec: a token line, then record lines starting with '[')."""
     batches = []
