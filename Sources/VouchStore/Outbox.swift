@@ -179,9 +179,7 @@ public final class Outbox: Sendable {
     public func append(_ records: [EvidenceRecord]) throws(StoreError) -> [EvidenceRecord] {
         guard !records.isEmpty else { return [] }
         return try write("append \(records.count) record(s)") { db in
-            let highestStored = try Int64.fetchOne(db, sql: "SELECT MAX(rseq) FROM record") ?? 0
-            let highestPruned = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'last_rseq'") ?? 0
-            var next = max(highestStored, highestPruned) + 1
+            var next = try Self.highestRseq(db) + 1
             var stored: [EvidenceRecord] = []
             for var record in records {
                 record.stamp.rseq = next
@@ -274,15 +272,20 @@ public final class Outbox: Sendable {
         if let head { try head.write(outbox: path) }
     }
 
+    /// The highest `rseq` ever assigned: stored, or remembered after pruning or a recovery.
+    static func highestRseq(_ db: Database) throws -> Int64 {
+        let stored = try Int64.fetchOne(db, sql: "SELECT MAX(rseq) FROM record") ?? 0
+        let remembered = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'last_rseq'") ?? 0
+        return max(stored, remembered)
+    }
+
     /// The head to mirror: the newest delivered batch, the highest rseq ever assigned, the boot count.
     static func deliveredHead(_ db: Database) throws -> OutboxHead? {
         guard let row = try Row.fetchOne(db, sql: "SELECT bseq, hash, receipt_hash FROM batch WHERE receipt IS NOT NULL ORDER BY bseq DESC LIMIT 1") else {
             return nil
         }
-        let stored = try Int64.fetchOne(db, sql: "SELECT MAX(rseq) FROM record") ?? 0
-        let pruned = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'last_rseq'") ?? 0
         return OutboxHead(
-            bseq: row["bseq"], hash: row["hash"], receiptHash: row["receipt_hash"], lastRseq: max(stored, pruned),
+            bseq: row["bseq"], hash: row["hash"], receiptHash: row["receipt_hash"], lastRseq: try highestRseq(db),
             bootCount: try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'boot_count'") ?? 0)
     }
 
@@ -345,9 +348,7 @@ public final class Outbox: Sendable {
                 through = row["bseq"]
             }
             guard let through else { return Pruned(batches: 0, records: 0, throughBseq: nil) }
-            let maxRseq = try Int64.fetchOne(db, sql: "SELECT MAX(rseq) FROM record") ?? 0
-            let known = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'last_rseq'") ?? 0
-            try Self.setMeta(db, "last_rseq", max(maxRseq, known))
+            try Self.setMeta(db, "last_rseq", try Self.highestRseq(db))
             try db.execute(sql: "DELETE FROM record WHERE bseq <= ?", arguments: [through])
             let records = db.changesCount
             try db.execute(sql: "DELETE FROM batch WHERE bseq <= ?", arguments: [through])

@@ -35,24 +35,25 @@ struct EvidenceCommand: ParsableCommand {
                 FileHandleOutput.standardError(error.description)
                 throw ExitCode(78)
             }
+            let batches: [(batch: SealedBatch, receipt: String?)]
             do {
                 let outbox = try Outbox(path: settings.device.dataDir + "/outbox.sqlite", readOnly: true)
-                let batches = try outbox.sealedBatches()
-                for (batch, _) in batches {
-                    print(batch.fileText, terminator: "")
-                }
-                let held = batches.compactMap(\.receipt)
-                if let receipts {
-                    guard FileManager.default.createFile(atPath: receipts, contents: Data(held.map { $0 + "\n" }.joined().utf8)) else {
-                        FileHandleOutput.standardError("vouch evidence export: cannot write \(receipts)")
-                        throw ExitCode(1)
-                    }
-                }
-                FileHandleOutput.standardError("vouch evidence export: \(batches.count) sealed batch(es), \(held.count) with the bank's receipt")
+                batches = try outbox.sealedBatches()
             } catch {
                 FileHandleOutput.standardError("vouch evidence export: \(error)")
                 throw ExitCode(1)
             }
+            for (batch, _) in batches {
+                print(batch.fileText, terminator: "")
+            }
+            let held = batches.compactMap(\.receipt)
+            if let receipts {
+                guard FileManager.default.createFile(atPath: receipts, contents: Data(held.map { $0 + "\n" }.joined().utf8)) else {
+                    FileHandleOutput.standardError("vouch evidence export: cannot write the receipts to \(receipts) (does its directory exist, may this user write there?)")
+                    throw ExitCode(1)
+                }
+            }
+            FileHandleOutput.standardError("vouch evidence export: \(batches.count) sealed batch(es), \(held.count) with the bank's receipt")
         }
     }
 }

@@ -1,27 +1,26 @@
 import Foundation
 import Logging
+import Synchronization
 import Testing
 import VouchCore
 import VouchEvidence
 import VouchStore
 
 /// A clock the test sets by hand.
-final class ScriptedClock: AgentClock, @unchecked Sendable {
-    private let lock = NSLock()
-    private var current: ClockReading
+final class ScriptedClock: AgentClock {
+    private let current: Mutex<ClockReading>
 
-    init(_ reading: ClockReading) { current = reading }
+    init(_ reading: ClockReading) { current = Mutex(reading) }
 
-    func now() -> ClockReading { lock.withLock { current } }
-    func set(_ reading: ClockReading) { lock.withLock { current = reading } }
+    func now() -> ClockReading { current.withLock { $0 } }
+    func set(_ reading: ClockReading) { current.withLock { $0 = reading } }
 }
 
 /// Counts calls from a `@Sendable` callback.
-final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var n = 0
-    func increment() { lock.withLock { n += 1 } }
-    var value: Int { lock.withLock { n } }
+final class Counter: Sendable {
+    private let n = Mutex(0)
+    func increment() { n.withLock { $0 += 1 } }
+    var value: Int { n.withLock { $0 } }
 }
 
 enum AgentFixtures {

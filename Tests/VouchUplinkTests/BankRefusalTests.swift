@@ -40,17 +40,7 @@ import VouchStore
             }
             let port = try Net.freePort()
             let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)), logger: Fixture.quietLogger)
-            let stopped = Flag()
-            let server = Task {
-                defer { stopped.set() }
-                try await app.runService(gracefulShutdownSignals: [])
-            }
-            defer { server.cancel() }
-            try await Net.waitForHealthz(port: port, stopped: stopped, server: server)
-            let result = try await body("http://127.0.0.1:\(port)")
-            server.cancel()
-            _ = await server.result
-            return result
+            return try await Net.serve(app, port: port) { try await body("http://127.0.0.1:\(port)") }
         }
     }
 

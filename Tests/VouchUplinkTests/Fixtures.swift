@@ -148,26 +148,12 @@ struct Bank: Sendable {
     }
 
     /// Serves the bank on 127.0.0.1:`port` while `body` runs, then stops it.
-    func serving<T: Sendable>(port: Int, _ body: () async throws -> T) async throws -> T {
-        let app = buildBankApplication(
-            ingest: ingest, settings: BankServerSettings(host: "127.0.0.1", port: port), logger: Fixture.quietLogger)
-        let stopped = Flag()
-        let server = Task {
-            defer { stopped.set() }
-            try await app.runService(gracefulShutdownSignals: [])
-        }
-        defer { server.cancel() }
-        do {
-            try await Net.waitForHealthz(port: port, stopped: stopped, server: server)
-            let result = try await body()
-            server.cancel()
-            _ = await server.result
-            return result
-        } catch {
-            server.cancel()
-            _ = await server.result
-            throw error
-        }
+    func serving<T: Sendable>(port: Int, settings: BankServerSettings? = nil, _ body: () async throws -> T) async throws -> T {
+        var settings = settings ?? BankServerSettings()
+        settings.host = "127.0.0.1"
+        settings.port = port
+        let app = buildBankApplication(ingest: ingest, settings: settings, logger: Fixture.quietLogger)
+        return try await Net.serve(app, port: port, body)
     }
 
     /// Serves the bank on a free port; `body` gets the base URL.
@@ -242,6 +228,27 @@ enum Net {
     }
 
     static func isListening(port: Int) -> Bool { get(port: port, path: "/healthz") != nil }
+
+    /// Runs `app` (listening on `port`, answering /healthz) while `body` runs, then stops it.
+    static func serve<T: Sendable>(_ app: some ApplicationProtocol, port: Int, _ body: () async throws -> T) async throws -> T {
+        let stopped = Flag()
+        let server = Task {
+            defer { stopped.set() }
+            try await app.runService(gracefulShutdownSignals: [])
+        }
+        defer { server.cancel() }
+        do {
+            try await waitForHealthz(port: port, stopped: stopped, server: server)
+            let result = try await body()
+            server.cancel()
+            _ = await server.result
+            return result
+        } catch {
+            server.cancel()
+            _ = await server.result
+            throw error
+        }
+    }
 
     /// Waits until /healthz answers 200, or fails if the server task ends (e.g. the port is taken).
     static func waitForHealthz(port: Int, stopped: Flag, server: Task<Void, any Error>) async throws {

@@ -194,41 +194,29 @@ struct UplinkDeliveryTests {
         defer { dir.remove() }
         let bank = try Bank(dir: dir)
         // A bank that takes small uploads only: batch 2 (many records) is refused with 413.
-        let small = BankIngest(store: bank.store, bankKey: bank.key, logger: Fixture.quietLogger)
         let port = try Net.freePort()
-        let app = buildBankApplication(
-            ingest: small, settings: BankServerSettings(host: "127.0.0.1", port: port, maxBodyBytes: 2_000), logger: Fixture.quietLogger)
-        let stopped = Flag()
-        let server = Task {
-            defer { stopped.set() }
-            try await app.runService(gracefulShutdownSignals: [])
+        try await bank.serving(port: port, settings: BankServerSettings(maxBodyBytes: 2_000)) {
+            let gateway = try Gateway(dir: dir, bankURL: "http://127.0.0.1:\(port)", maxBatchRecords: 20)
+            try bank.store.enroll(gateway.enrollment)
+            try gateway.outbox.append(Fixture.summaries(1, from: 1))
+            let one = try gateway.uplink.sealPending()
+            try gateway.outbox.append(Fixture.summaries(20, from: 2))
+            let two = try gateway.uplink.sealPending()
+            try gateway.outbox.append(Fixture.summaries(1, from: 22))
+            let three = try gateway.uplink.sealPending()
+            #expect((one + two + three).map(\.bseq) == [1, 2, 3])
+            try #require(one[0].file.count <= 2_000 && three[0].file.count <= 2_000)
+            try #require(two[0].file.count > 2_000)
+
+            let outcome = await gateway.uplink.sendPending()
+            guard case .failed(let delivered, let reason) = outcome else {
+                Issue.record("expected .failed, got \(outcome)")
+                return
+            }
+            #expect(delivered == 1)
+            #expect(reason.contains("HTTP 413") && reason.contains("E_TOO_LARGE"), "\(reason)")
+            #expect(try gateway.outbox.undelivered().map(\.bseq) == [2, 3])
+            #expect(try bank.store.batches(device: gateway.deviceID).map(\.bseq) == [1])
         }
-        defer { server.cancel() }
-        try await Net.waitForHealthz(port: port, stopped: stopped, server: server)
-
-        let gateway = try Gateway(dir: dir, bankURL: "http://127.0.0.1:\(port)", maxBatchRecords: 20)
-        try bank.store.enroll(gateway.enrollment)
-        try gateway.outbox.append(Fixture.summaries(1, from: 1))
-        let one = try gateway.uplink.sealPending()
-        try gateway.outbox.append(Fixture.summaries(20, from: 2))
-        let two = try gateway.uplink.sealPending()
-        try gateway.outbox.append(Fixture.summaries(1, from: 22))
-        let three = try gateway.uplink.sealPending()
-        #expect((one + two + three).map(\.bseq) == [1, 2, 3])
-        try #require(one[0].file.count <= 2_000 && three[0].file.count <= 2_000)
-        try #require(two[0].file.count > 2_000)
-
-        let outcome = await gateway.uplink.sendPending()
-        guard case .failed(let delivered, let reason) = outcome else {
-            Issue.record("expected .failed, got \(outcome)")
-            return
-        }
-        #expect(delivered == 1)
-        #expect(reason.contains("HTTP 413") && reason.contains("E_TOO_LARGE"), "\(reason)")
-        #expect(try gateway.outbox.undelivered().map(\.bseq) == [2, 3])
-        #expect(try bank.store.batches(device: gateway.deviceID).map(\.bseq) == [1])
-
-        server.cancel()
-        _ = await server.result
     }
 }
