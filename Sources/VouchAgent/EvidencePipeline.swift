@@ -136,8 +136,12 @@ public actor EvidencePipeline {
         let pending = unstored + records
         guard !pending.isEmpty else { return }
         do {
-            try outbox.append(pending)
+            let stored = try outbox.append(pending)
             unstored = []
+            // After the commit: a test that cuts the power holds the agent to every range logged here.
+            if let first = stored.first?.stamp.rseq, let last = stored.last?.stamp.rseq {
+                logger.debug("stored records \(first)…\(last)")
+            }
             if pending.contains(where: { if case .event = $0 { true } else { false } }) { onEvent() }
         } catch {
             unstored = pending

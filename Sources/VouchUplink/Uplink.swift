@@ -127,6 +127,8 @@ public final class Uplink: Service, Sendable {
                 break
             }
             sealed.append(batch)
+            // After the commit (the "sealed batch" line above is logged while the transaction is open).
+            logger.debug("committed batch \(batch.bseq)")
             if let rotation, case .sealed(_, let bseq) = try outbox.keyRotationState(newKid: rotation.newKey.kid) {
                 switchKey(to: rotation, bseq: bseq)
             }
