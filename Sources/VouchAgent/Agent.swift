@@ -30,6 +30,15 @@ public struct Agent: Sendable {
             logger.critical(
                 "the outbox was unusable (\(recovery.reason)); moved aside to \(recovery.movedTo) and started a fresh one\(recovery.head.map { " after batch \($0.bseq), the last the bank acknowledged" } ?? "")")
         }
+        let budgetLogger = logger
+        outbox.setBudget(DiskBudget(bytes: config.evidence.diskBudgetBytes)) { pass in
+            budgetLogger.warning(
+                "outbox over its disk budget (\(pass.usedBefore / 1_000) kB of \(config.evidence.diskBudgetBytes / 1_000) kB): dropped \(pass.rawDropped) raw-sample record(s), merged \(pass.summariesMerged) summaries into \(pass.summariesAdded); now \(pass.usedAfter / 1_000) kB")
+            for case .gap(let gap) in pass.gaps { budgetLogger.warning("gap recorded: \(gap.detail)") }
+            if pass.stillOver {
+                budgetLogger.critical("the outbox is still over its disk budget: what is left is events, gaps and sealed batches waiting for the bank, which are never dropped; raise [evidence] disk_budget or restore the bank link")
+            }
+        }
         let bootID = SystemClock.bootID()
         let bootCount: Int64
         let previous: Outbox.PreviousRun?

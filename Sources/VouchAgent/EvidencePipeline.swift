@@ -26,11 +26,22 @@ public actor EvidencePipeline {
     private let summaryIntervalMs: Int64
     /// A change of wall − monotonic beyond this is a step, not drift (slewing moves ≤ 0.5 ms/s).
     static let stepThresholdMs: Int64 = 1_000
-    /// Records that could not be stored yet (disk error): kept in memory and retried, never dropped.
+    /// Records that could not be stored yet (disk full or failing): kept in memory, oldest first, and
+    /// retried with every later store. Bounded: past `maxUnstored`, the oldest readings go first (each
+    /// counted for a gap record); events, gaps and the device's own records are always kept.
     private var unstored: [EvidenceRecord] = []
+    /// Since when the outbox cannot be written, and what was dropped from memory meanwhile.
+    private var storeOutage: StoreOutage?
+    /// Records kept in memory while the outbox cannot be written (about 200 bytes each).
+    let maxUnstored: Int
+    let budget: DiskBudget
 
-    public init(config: AgentConfig, outbox: Outbox, clock: any AgentClock, logger: Logger, onEvent: @escaping @Sendable () -> Void) {
+    public init(
+        config: AgentConfig, outbox: Outbox, clock: any AgentClock, logger: Logger, maxUnstored: Int = 10_000, onEvent: @escaping @Sendable () -> Void
+    ) {
         self.outbox = outbox
+        self.maxUnstored = maxUnstored
+        self.budget = DiskBudget(bytes: config.evidence.diskBudgetBytes)
         self.clock = clock
         self.shift = config.shift
         self.logger = logger
@@ -133,20 +144,62 @@ public actor EvidencePipeline {
     }
 
     private func store(_ records: [EvidenceRecord]) {
-        let pending = unstored + records
-        guard !pending.isEmpty else { return }
+        let kept = unstored + records
+        guard !kept.isEmpty else { return }
+        // Storing again after an outage: the chain says what happened, after what was kept.
+        let narration = storeOutage?.records(now: clock.now(), stamp: stamp()) ?? []
         do {
-            let stored = try outbox.append(pending)
+            let stored = try appendFreeingSpace(kept + narration)
             unstored = []
+            if let outage = storeOutage {
+                logger.notice(
+                    "the outbox is writable again after \(outage.durationText(now: clock.now())); \(kept.count) record(s) kept in memory are stored, \(outage.droppedTotal) reading record(s) were dropped (recorded as disk_budget gaps)")
+                storeOutage = nil
+            }
             // After the commit: a test that cuts the power holds the agent to every range logged here.
             if let first = stored.first?.stamp.rseq, let last = stored.last?.stamp.rseq {
                 logger.debug("stored records \(first)…\(last)")
             }
-            if pending.contains(where: { if case .event = $0 { true } else { false } }) { onEvent() }
+            if kept.contains(where: { if case .event = $0 { true } else { false } }) || !narration.isEmpty { onEvent() }
         } catch {
-            unstored = pending
-            logger.error("could not store \(pending.count) record(s), keeping them in memory and retrying: \(error)")
+            if storeOutage == nil {
+                storeOutage = StoreOutage(since: clock.now(), lastError: error)
+                logger.critical("the outbox cannot be written (\(error)); the agent keeps running and keeps up to \(maxUnstored) records in memory until it can")
+            }
+            storeOutage?.lastError = error
+            unstored = kept
+            shedUnstored()
         }
+    }
+
+    /// Appends; when the file system is full, first frees room inside the database by degrading old
+    /// readings (freed pages are reused without growing the file), then tries once more.
+    private func appendFreeingSpace(_ records: [EvidenceRecord]) throws(StoreError) -> [EvidenceRecord] {
+        do { return try outbox.append(records, now: stamp()) } catch {
+            guard error.code == .full else { throw error }
+            let used = (try? outbox.usedBytes()) ?? 0
+            guard let freed = try? outbox.degrade(budget: budget, now: stamp(), targetBytes: used - used / 4), freed.degradedAnything else { throw error }
+            logger.warning("file system full: degraded \(freed.rawDropped) raw and merged \(freed.summariesMerged) summary record(s) to make room inside the outbox")
+            return try outbox.append(records, now: stamp())
+        }
+    }
+
+    /// Keeps memory bounded while nothing can be stored: drops the oldest readings beyond
+    /// `maxUnstored`, counting them per channel for the gap records written at recovery.
+    private func shedUnstored() {
+        guard unstored.count > maxUnstored else { return }
+        var excess = unstored.count - maxUnstored
+        var kept: [EvidenceRecord] = []
+        kept.reserveCapacity(maxUnstored)
+        for record in unstored {
+            if excess > 0, record.isReading {
+                storeOutage?.noteDropped(record)
+                excess -= 1
+            } else {
+                kept.append(record)
+            }
+        }
+        unstored = kept
     }
 
     private func stamp() -> RecordStamp {
@@ -244,5 +297,71 @@ public actor EvidencePipeline {
         f.dateFormat = "HH:mm:ss"
         f.timeZone = TimeZone(identifier: "UTC")
         return f.string(from: Date(timeIntervalSince1970: Double(wallMs) / 1000)) + "Z"
+    }
+}
+
+/// A time during which the outbox could not be written (file system full, failing storage), and the
+/// readings the pipeline had to drop from memory meanwhile.
+struct StoreOutage {
+    let since: ClockReading
+    var lastError: StoreError
+    /// Dropped readings per channel: how many, from when to when (monotonic times of one boot: the
+    /// pipeline lives in one).
+    private var dropped: [String: (count: Int64, fromMonoMs: Int64, fromWallMs: Int64, toMonoMs: Int64, toWallMs: Int64)] = [:]
+
+    init(since: ClockReading, lastError: StoreError) {
+        self.since = since
+        self.lastError = lastError
+    }
+
+    var droppedTotal: Int64 { dropped.values.reduce(0) { $0 + $1.count } }
+
+    mutating func noteDropped(_ record: EvidenceRecord) {
+        let (channel, endMono, endWall): (String, Int64, Int64)
+        switch record {
+        case .summary(let s): (channel, endMono, endWall) = (s.channel, s.stamp.monoMs + s.intervalMs, s.stamp.wallMs + s.intervalMs)
+        case .raw(let r):
+            let span = r.periodMs * Int64(r.values.count)
+            (channel, endMono, endWall) = (r.channel, r.stamp.monoMs + span, r.stamp.wallMs + span)
+        default: return
+        }
+        let s = record.stamp
+        var entry = dropped[channel] ?? (0, s.monoMs, s.wallMs, endMono, endWall)
+        entry.count += 1
+        if s.monoMs < entry.fromMonoMs { (entry.fromMonoMs, entry.fromWallMs) = (s.monoMs, s.wallMs) }
+        if endMono > entry.toMonoMs { (entry.toMonoMs, entry.toWallMs) = (endMono, endWall) }
+        dropped[channel] = entry
+    }
+
+    func durationText(now: ClockReading) -> String { "\((now.monoMs - since.monoMs) / 1000) s" }
+
+    /// What the chain is told once the outbox is writable again: the outage as an event (start and end
+    /// together, since neither could be stored before) and a `disk_budget` gap per channel that lost
+    /// readings.
+    func records(now: ClockReading, stamp: RecordStamp) -> [EvidenceRecord] {
+        let seconds = (now.monoMs - since.monoMs) / 1000
+        let lost = droppedTotal
+        let text =
+            "the outbox could not be written for \(seconds) s (\(lastError.code.rawValue)); records were kept in memory and are stored now"
+            + (lost > 0 ? "; \(lost) reading record(s) beyond the memory limit were dropped (see the disk_budget gaps)" : "; nothing was lost")
+        func event(_ phase: EventRecord.Phase) -> EvidenceRecord {
+            .event(
+                EventRecord(
+                    stamp: stamp, eventId: "store-unwritable@\(since.monoMs)", phase: phase, rule: "store-unwritable", ruleVersion: 1, channel: "outbox",
+                    severity: "high", startMonoMs: since.monoMs, startWallMs: since.wallMs, endMonoMs: phase == .end ? now.monoMs : nil,
+                    endWallMs: phase == .end ? now.wallMs : nil, durationMs: now.monoMs - since.monoMs, unit: "", scale: 0,
+                    params: ["error": .string(lastError.code.rawValue)], window: [], explanation: text))
+        }
+        var records = [event(.start), event(.end)]
+        for channel in dropped.keys.sorted() {
+            guard let d = dropped[channel] else { continue }
+            records.append(
+                .gap(
+                    GapRecord(
+                        stamp: stamp, reason: .diskBudget, channel: channel, fromBoot: since.bootCount, fromMonoMs: d.fromMonoMs, fromWallMs: d.fromWallMs,
+                        toMonoMs: d.toMonoMs, toWallMs: d.toWallMs, missing: d.count,
+                        detail: "the outbox could not be written (\(lastError.code.rawValue)) and the agent's memory limit was reached: \(d.count) reading record(s) of \(channel) were dropped")))
+        }
+        return records
     }
 }

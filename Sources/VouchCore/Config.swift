@@ -60,11 +60,19 @@ public struct EvidenceSettings: Sendable, Equatable {
     /// batches and unsealed records are never pruned.
     public var retention: Duration
     public static let defaultRetention: Duration = .seconds(30 * 86_400)
+    /// The most the outbox may hold (database pages in use). Past it, unsealed readings are degraded
+    /// (raw samples dropped, then summaries merged into coarser ones), each step a signed gap; events,
+    /// gaps and configuration records never are.
+    public var diskBudgetBytes: Int64
+    public static let defaultDiskBudget: Int64 = 1_000_000_000
+    /// Below this a week of summaries of a small site does not fit: an error, not a silent degradation.
+    public static let minimumDiskBudget: Int64 = 1_000_000
 
     public init(
         summaryInterval: Duration, batchInterval: Duration, maxBatchRecords: Int, heartbeatInterval: Duration = .seconds(300),
-        retention: Duration = EvidenceSettings.defaultRetention
+        retention: Duration = EvidenceSettings.defaultRetention, diskBudgetBytes: Int64 = EvidenceSettings.defaultDiskBudget
     ) {
+        self.diskBudgetBytes = diskBudgetBytes
         self.summaryInterval = summaryInterval
         self.batchInterval = batchInterval
         self.maxBatchRecords = maxBatchRecords

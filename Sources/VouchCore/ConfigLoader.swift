@@ -170,6 +170,39 @@ struct ConfigDecoder {
         return nil
     }
 
+    mutating func byteSize(_ s: Section, _ key: String, min: Int64, default value: Int64) -> Int64? {
+        let expected = "a size such as \"64MB\", \"512MiB\" or \"2GB\""
+        guard let n = node(s, key, required: false, expected: expected) else { return value }
+        guard case .string(let text) = n.value else {
+            report(n.position, "\"\(key)\" in [\(s.name)] must be \(expected), found \(n.value.typeName)")
+            return nil
+        }
+        guard let bytes = Self.parseByteSize(text) else {
+            report(n.position, "\"\(key)\" in [\(s.name)] is \"\(text)\", not \(expected) (units: B, kB, MB, GB, KiB, MiB, GiB)")
+            return nil
+        }
+        guard bytes >= min else {
+            report(n.position, "\"\(key)\" in [\(s.name)] is \(text), below the minimum of \(min / 1_000_000) MB")
+            return nil
+        }
+        return bytes
+    }
+
+    /// "64MB" (decimal), "512MiB" (binary), "1048576" or "1048576B". Case-insensitive; no sign, no fractions.
+    static func parseByteSize(_ text: String) -> Int64? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let digits = trimmed.prefix { $0.isASCII && $0.isNumber }
+        guard !digits.isEmpty, let number = Int64(digits) else { return nil }
+        let unit = trimmed.dropFirst(digits.count).trimmingCharacters(in: .whitespaces).lowercased()
+        let factors: [String: Int64] = [
+            "": 1, "b": 1, "kb": 1_000, "mb": 1_000_000, "gb": 1_000_000_000, "tb": 1_000_000_000_000,
+            "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+        ]
+        guard let factor = factors[unit] else { return nil }
+        let (bytes, overflow) = number.multipliedReportingOverflow(by: factor)
+        return overflow ? nil : bytes
+    }
+
     mutating func duration(_ s: Section, _ key: String, min: Duration, required: Bool = true, default value: Duration? = nil) -> Duration? {
         let expected = "a duration such as \"500ms\", \"15s\", \"2m\", \"1h\" or \"30d\""
         guard let n = node(s, key, required: required && value == nil, expected: expected) else { return value }
@@ -329,14 +362,15 @@ struct ConfigDecoder {
         }
 
         var evidence: EvidenceSettings? = EvidenceSettings(summaryInterval: .seconds(60), batchInterval: .seconds(60), maxBatchRecords: 500)
-        if root["evidence"] != nil, let s = section(root, "evidence", name: "evidence", known: ["summary_interval", "batch_interval", "max_batch_records", "heartbeat_interval", "retention"], at: start) {
+        if root["evidence"] != nil, let s = section(root, "evidence", name: "evidence", known: ["summary_interval", "batch_interval", "max_batch_records", "heartbeat_interval", "retention", "disk_budget"], at: start) {
             let si = duration(s, "summary_interval", min: .seconds(1), default: .seconds(60))
             let bi = duration(s, "batch_interval", min: .seconds(1), default: .seconds(60))
             let mr = integer(s, "max_batch_records", range: 1...10_000, default: 500)
             let hb = duration(s, "heartbeat_interval", min: .seconds(10), default: .seconds(300))
             let keep = duration(s, "retention", min: .seconds(3_600), default: EvidenceSettings.defaultRetention)
-            if let si, let bi, let mr, let hb, let keep {
-                evidence = EvidenceSettings(summaryInterval: si, batchInterval: bi, maxBatchRecords: mr, heartbeatInterval: hb, retention: keep)
+            let budget = byteSize(s, "disk_budget", min: EvidenceSettings.minimumDiskBudget, default: EvidenceSettings.defaultDiskBudget)
+            if let si, let bi, let mr, let hb, let keep, let budget {
+                evidence = EvidenceSettings(summaryInterval: si, batchInterval: bi, maxBatchRecords: mr, heartbeatInterval: hb, retention: keep, diskBudgetBytes: budget)
             } else {
                 evidence = nil
             }

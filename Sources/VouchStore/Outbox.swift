@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 import VouchCore
 import VouchEvidence
 
@@ -18,9 +19,27 @@ import VouchEvidence
 ///    retention, and never the newest batch: `bseq`, `prev`, `rseq` and the last receipt hash carry on
 ///    from the rows that remain (plus `last_rseq` in `meta`, so an `rseq` is never reused).
 /// 7. Only ``OutboxSchema`` changes the schema, through migrations that never change once shipped.
+/// 8. With a ``DiskBudget``, unsealed readings (raw samples, then summaries merged into coarser ones)
+///    are degraded when the outbox outgrows it, in the same transaction as the append that crossed it
+///    and with a signed `disk_budget` gap per channel saying what went; nothing else is ever degraded,
+///    and their `rseq`s are never reused (see OutboxBudget.swift).
 public final class Outbox: Sendable {
     public let path: String
     private let pool: DatabasePool
+
+    struct BudgetState {
+        var budget: DiskBudget
+        var onDegrade: @Sendable (Degradation) -> Void
+        /// Bytes in use after a pass that could not get under the budget: the next pass waits until the
+        /// outbox has grown by a hundredth of the budget, instead of rescanning at every append.
+        var stillOverAt: Int64?
+    }
+    private let budgetState = Mutex<BudgetState?>(nil)
+
+    /// Keeps the outbox within `budget` from the next append on; `onDegrade` hears of every pass.
+    public func setBudget(_ budget: DiskBudget?, onDegrade: @escaping @Sendable (Degradation) -> Void = { _ in }) {
+        budgetState.withLock { $0 = budget.map { BudgetState(budget: $0, onDegrade: onDegrade) } }
+    }
 
     /// Opens (and migrates) the outbox for the agent. `readOnly` opens an existing outbox for the CLI:
     /// no migration, no writes, and (WAL) no blocking of the running agent.
@@ -174,23 +193,27 @@ public final class Outbox: Sendable {
         }
     }
 
-    /// Stores records durably, assigning their `rseq` (the `rseq` passed in is ignored).
+    /// Stores records durably, assigning their `rseq` (the `rseq` passed in is ignored). When this
+    /// append takes the outbox over its disk budget, the same transaction degrades older readings and
+    /// records the gaps, stamped `now` (default: the last record's stamp).
     @discardableResult
-    public func append(_ records: [EvidenceRecord]) throws(StoreError) -> [EvidenceRecord] {
+    public func append(_ records: [EvidenceRecord], now: RecordStamp? = nil) throws(StoreError) -> [EvidenceRecord] {
         guard !records.isEmpty else { return [] }
-        return try write("append \(records.count) record(s)") { db in
-            var next = try Self.highestRseq(db) + 1
-            var stored: [EvidenceRecord] = []
-            for var record in records {
-                record.stamp.rseq = next
-                try db.execute(
-                    sql: "INSERT INTO record(rseq, kind, body) VALUES(?, ?, ?)",
-                    arguments: [next, record.kind, Data(record.canonicalBytes)])
-                stored.append(record)
-                next += 1
-            }
-            return stored
+        let budget = budgetState.withLock { $0 }
+        let (stored, degradation) = try write("append \(records.count) record(s)") { db -> ([EvidenceRecord], Degradation?) in
+            let stored = try Self.insert(db, records)
+            guard let budget else { return (stored, nil) }
+            let used = try Self.usedBytes(db)
+            guard used > budget.budget.bytes, used > (budget.stillOverAt ?? 0) + budget.budget.bytes / 100 else { return (stored, nil) }
+            var stamp = now ?? stored[stored.count - 1].stamp
+            stamp.rseq = 0
+            return (stored, try Self.degrade(db, budget: budget.budget, now: stamp, targetBytes: nil))
         }
+        if let degradation {
+            budgetState.withLock { $0?.stillOverAt = degradation.stillOver ? degradation.usedAfter : nil }
+            budget?.onDegrade(degradation)
+        }
+        return stored
     }
 
     /// What a new batch is built from.
@@ -239,6 +262,19 @@ public final class Outbox: Sendable {
             try Row.fetchAll(db, sql: "SELECT bseq, token, hash FROM batch WHERE receipt IS NULL ORDER BY bseq LIMIT ?", arguments: [limit])
                 .map { try Self.sealedBatch($0, db) }
         }
+    }
+
+    /// Stored records in `rseq` order from `fromRseq` on, with the batch that sealed each (nil: not yet).
+    public func records(fromRseq: Int64 = 1, limit: Int = .max) throws(StoreError) -> [(record: EvidenceRecord, bseq: Int64?)] {
+        try read("list records") { db in
+            try Row.fetchAll(db, sql: "SELECT rseq, body, bseq FROM record WHERE rseq >= ? ORDER BY rseq LIMIT ?", arguments: [fromRseq, min(limit, Int(Int64.max))])
+                .map { (try Self.decode($0), $0["bseq"]) }
+        }
+    }
+
+    /// How many sealed batches wait for the bank's receipt.
+    public func undeliveredCount() throws(StoreError) -> Int {
+        try read("count undelivered batches") { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM batch WHERE receipt IS NULL") ?? 0 }
     }
 
     /// Every sealed batch in `bseq` order, with the bank's receipt when it is held.
@@ -395,13 +431,15 @@ public final class Outbox: Sendable {
 
     // MARK: plumbing
 
-    private func write<T>(_ what: String, _ body: (Database) throws -> T) throws(StoreError) -> T {
-        do { return try pool.write(body) } catch let error as StoreError { throw error } catch {
+    func write<T>(_ what: String, _ body: (Database) throws -> T) throws(StoreError) -> T {
+        do { return try pool.write(body) } catch let error as StoreError { throw error } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
+            throw StoreError(.full, "could not \(what): the file system holding \(path) is full; free space there (nothing stored before is lost, and this is retried)")
+        } catch {
             throw StoreError(.io, "could not \(what) in \(path): \(error)")
         }
     }
 
-    private func read<T>(_ what: String, _ body: (Database) throws -> T) throws(StoreError) -> T {
+    func read<T>(_ what: String, _ body: (Database) throws -> T) throws(StoreError) -> T {
         do { return try pool.read(body) } catch let error as StoreError { throw error } catch {
             throw StoreError(.io, "could not \(what) in \(path): \(error)")
         }

@@ -3,6 +3,8 @@ public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Code: String, Sendable {
         case open = "E_STORE_OPEN"
         case io = "E_STORE_IO"
+        /// The file system is full (SQLITE_FULL / ENOSPC): nothing is written until space returns.
+        case full = "E_STORE_FULL"
         case corrupt = "E_STORE_CORRUPT"
         case invariant = "E_STORE_INVARIANT"
     }

@@ -37,6 +37,10 @@ public final class Uplink: Service, Sendable {
         public var maxRetryAfter: Duration = .seconds(3_600)
         /// Delivered batches older than this (by their receipt) are pruned from the outbox, hourly.
         public var retention: Duration = .seconds(30 * 86_400)
+        /// Sealed batches allowed to wait for the bank. Records beyond them stay unsealed in the outbox
+        /// (stored, not yet signed), where the disk budget can still coarsen readings during a long
+        /// outage; a signed batch never changes. They are sealed as the bank acknowledges the others.
+        public var sealAhead: Int = 4
 
         public init(bankURL: String, deviceID: String, bootID: String, bootCount: Int64, batchInterval: Duration, maxBatchRecords: Int, requestTimeout: Duration, backoff: Backoff = Backoff(), bankKey: PublicJWK? = nil) {
             self.bankURL = bankURL
@@ -102,12 +106,15 @@ public final class Uplink: Service, Sendable {
 
     // MARK: sealing
 
-    /// Seals every outstanding record into batches of at most `maxBatchRecords`. Sealing is
-    /// synchronous and the outbox serialises writers, so two rounds never interleave.
+    /// Seals outstanding records into batches of at most `maxBatchRecords`: all of them, or (with
+    /// `ahead`) only while fewer than `ahead` sealed batches wait for the bank. Sealing is synchronous
+    /// and the outbox serialises writers, so two rounds never interleave.
     @discardableResult
-    public func sealPending() throws(StoreError) -> [SealedBatch] {
+    public func sealPending(ahead: Int? = nil) throws(StoreError) -> [SealedBatch] {
         var sealed: [SealedBatch] = []
-        while true {
+        var waiting = try ahead.map { _ throws(StoreError) in try outbox.undeliveredCount() } ?? 0
+        while ahead.map({ waiting < $0 }) ?? true {
+            waiting += 1
             let (key, rotation) = signing.withLock { ($0.key, $0.rotation) }
             let sealer = { (input: Outbox.SealInput) in self.seal(input, key: key) }
             guard let batch = try outbox.sealNext(maxRecords: settings.maxBatchRecords, throughRseq: rotation?.rseq, seal: sealer) else {
@@ -283,13 +290,26 @@ public final class Uplink: Service, Sendable {
         }
     }
 
-    /// One seal-and-send round; returns when to try again if sending failed.
+    /// One seal-and-send round; returns when to try again if sending failed. Seals at most
+    /// `sealAhead` batches ahead of the bank and drains the backlog in `bseq` order, sealing more as
+    /// batches are acknowledged, until everything is delivered or a send fails.
     func round(failures: inout Int) async -> ContinuousClock.Instant? {
-        do { try sealPending() } catch { logger.error("sealing failed: \(error)") }
+        do { try sealPending(ahead: settings.sealAhead) } catch { logger.error("sealing failed: \(error)") }
         if let parked = parked.withLock({ $0 }), ContinuousClock.now < parked.until {
             return parked.until  // a batch the bank refused waits its turn; nothing can overtake it
         }
-        let result = await deliver()
+        var result = await deliver()
+        while result.failure == nil {
+            let more: [SealedBatch]
+            do { more = try sealPending(ahead: settings.sealAhead) } catch {
+                logger.error("sealing failed: \(error)")
+                break
+            }
+            guard !more.isEmpty else { break }
+            let next = await deliver()
+            result.delivered += next.delivered
+            result.failure = next.failure
+        }
         if result.delivered > 0 {
             releaseQuarantine()
             pruneIfDue()
