@@ -189,14 +189,14 @@ struct OutboxBudgetTests {
         #expect(pass.gaps.count == 2, "one gap per channel and boot")
     }
 
-    @Test("with a budget, appends keep the outbox within it: a week of minute summaries of 8 channels in 2 MB")
+    @Test("with a budget, appends keep the outbox within it: a week of minute summaries of 4 channels in 1 MB")
     func appendsStayWithinBudget() throws {
         defer { try? FileManager.default.removeItem(at: directory) }
         let outbox = try Outbox(path: path)
-        let budget = DiskBudget(bytes: 2_000_000)
+        let budget = DiskBudget(bytes: 1_000_000)
         let passes = PassLog()
         outbox.setBudget(budget) { passes.add($0) }
-        let channels = (1...8).map { "meter.ch\($0)" }
+        let channels = (1...4).map { "meter.ch\($0)" }
         var peak: Int64 = 0
         for minute in Int64(0)..<(7 * 24 * 60) {
             try outbox.append(channels.map { summary($0, minute: minute) })
