@@ -3,10 +3,12 @@
 
 What the VM is made of, all cached under .build/vm/ (git-ignored):
 
-  kernel/<abi>/vmlinuz, kernel/<abi>/modules/*.ko
+  kernel/<abi>/vmlinuz, kernel/<abi>/vmlinux, kernel/<abi>/modules/*.ko
       Debian's own kernel: the ABI that `linux-image-amd64` depends on today, fetched with
       `apt-get download linux-image-<abi>-amd64` (that exact name: a glob pulls every ABI, 1.6 GB),
-      unpacked with dpkg-deb. Only vmlinuz and the modules the VM needs are kept. Debian builds
+      unpacked with dpkg-deb. Only vmlinuz and the modules the VM needs are kept, plus vmlinux, the
+      kernel uncompressed here (Python's lzma): qemu boots that ELF directly through its PVH entry
+      point, which saves the ~4.5 s the xz decompressor takes under TCG at every boot. Debian builds
       virtio-pci, virtio-blk and ext4 (with jbd2, mbcache, crc16) as modules; their dependencies are
       read from each module's own .modinfo section (the .deb has no modules.dep: depmod runs at
       install time), and crc32c is added because ext4 and jbd2 only ask for it by a soft
@@ -34,6 +36,7 @@ import argparse
 import gzip
 import hashlib
 import json
+import lzma
 import os
 import re
 import shutil
@@ -41,6 +44,7 @@ import struct
 import subprocess
 import sys
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,6 +194,54 @@ class Kernel:
     abi: str
     vmlinuz: Path
     modules: list  # [(name, path)] in load order
+    vmlinux: Path = None  # uncompressed, with a PVH entry point: what qemu boots fastest
+
+    @property
+    def boot_image(self):
+        return self.vmlinux or self.vmlinuz
+
+
+def has_pvh_entry(elf):
+    """True if an ELF64 kernel carries the Xen PHYS32_ENTRY note that qemu's -kernel needs to boot it via PVH."""
+    data = Path(elf).read_bytes()
+    if data[:4] != b"\x7fELF" or data[4] != 2:
+        return False
+    phoff, = struct.unpack_from("<Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    for i in range(phnum):
+        p_type, _flags, offset, _vaddr, _paddr, filesz = struct.unpack_from("<IIQQQQ", data, phoff + i * phentsize)
+        if p_type != 4:  # PT_NOTE
+            continue
+        position, end = offset, offset + filesz
+        while position + 12 <= end:
+            namesz, descsz, note_type = struct.unpack_from("<III", data, position)
+            name = data[position + 12:position + 12 + namesz].rstrip(b"\0")
+            if name == b"Xen" and note_type == 18:  # XEN_ELFNOTE_PHYS32_ENTRY
+                return True
+            position += 12 + (namesz + 3) // 4 * 4 + (descsz + 3) // 4 * 4
+    return False
+
+
+def uncompress_kernel(vmlinuz, vmlinux):
+    """Writes the ELF kernel inside a bzImage to `vmlinux` if it is xz- or gzip-compressed and boots
+    via PVH; returns whether it did (else the VM boots vmlinuz, which only costs time)."""
+    data = Path(vmlinuz).read_bytes()
+    for magic, decompressor in [(b"\xfd7zXZ\x00", lambda: lzma.LZMADecompressor(format=lzma.FORMAT_XZ)),
+                                (b"\x1f\x8b\x08\x00", lambda: zlib.decompressobj(16 + zlib.MAX_WBITS))]:
+        start = data.find(magic)
+        while start >= 0:
+            try:
+                elf = decompressor().decompress(data[start:])
+            except (lzma.LZMAError, zlib.error):
+                elf = b""
+            if elf[:4] == b"\x7fELF":
+                Path(vmlinux).write_bytes(elf)
+                if has_pvh_entry(vmlinux):
+                    return True
+                Path(vmlinux).unlink()
+                return False
+            start = data.find(magic, start + 1)
+    return False
 
 
 def ensure_kernel():
@@ -230,12 +282,15 @@ def ensure_kernel():
         for name, path in order:
             shutil.copy2(path, kdir / "modules" / f"{name}.ko")
         shutil.copy2(found[0], vmlinuz)
+        if not uncompress_kernel(vmlinuz, kdir / "vmlinux"):
+            say("note: could not extract a PVH-bootable vmlinux from vmlinuz; booting the compressed kernel (slower)")
         (kdir / "modules" / "order.json").write_text(json.dumps([name for name, _ in order]))
         shutil.rmtree(download)  # the .deb and the 400 MB of other modules are not needed again
         say(f"kernel {abi} cached in {kdir.relative_to(ROOT)} ({time.monotonic() - started:.1f} s); "
             f"modules in load order: {' '.join(name for name, _ in order)}")
     names = json.loads((kdir / "modules" / "order.json").read_text())
-    return Kernel(abi, vmlinuz, [(n, kdir / "modules" / f"{n}.ko") for n in names])
+    vmlinux = kdir / "vmlinux"
+    return Kernel(abi, vmlinuz, [(n, kdir / "modules" / f"{n}.ko") for n in names], vmlinux if vmlinux.exists() else None)
 
 
 # --- initramfs -----------------------------------------------------------------------------------
