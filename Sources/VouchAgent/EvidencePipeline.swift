@@ -14,6 +14,8 @@ public actor EvidencePipeline {
     let logger: Logger
     let onEvent: @Sendable () -> Void
     private var summarizers: [String: IntervalSummarizer] = [:]
+    /// Raw-sample mode: each channel's samples of the open summary interval, and its poll period.
+    private var rawBuffers: [String: RawBuffer] = [:]
     private var detectors: [StoppageDetector]
     private var failingSince: [String: Int] = [:]
     /// Channels failing now: the first failed poll's time and how many polls failed since.
@@ -51,6 +53,13 @@ public actor EvidencePipeline {
         for channel in config.channels {
             summarizers[channel.id] = IntervalSummarizer(channel: channel.id, intervalMs: intervalMs)
         }
+        if config.evidence.rawSamples {
+            for device in config.modbusDevices {
+                let c = device.pollInterval.components
+                let periodMs = max(1, c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000)
+                for channel in device.channels { rawBuffers[channel.id] = RawBuffer(periodMs: periodMs) }
+            }
+        }
         let channels = Dictionary(uniqueKeysWithValues: config.channels.map { ($0.id, $0) })
         detectors = config.stoppageRules.compactMap { rule in
             guard let channel = channels[rule.channel], let threshold = IntegerScaling.scaled(rule.below, decimals: channel.decimals) else { return nil }
@@ -69,7 +78,9 @@ public actor EvidencePipeline {
             if let gap = narrate(reading) { records.append(gap) }
             if let closed = summarizers[reading.channel]?.add(reading) {
                 records.append(summaryRecord(closed))
+                if let raw = rawBuffers[reading.channel]?.take(channel: reading.channel) { records.append(raw) }
             }
+            rawBuffers[reading.channel]?.add(reading)
             let inShift = shift.contains(wallMs: reading.time.wallMs)
             let sample = StoppageDetector.Sample(monoMs: reading.time.monoMs, wallMs: reading.time.wallMs, value: reading.value)
             for i in detectors.indices where detectors[i].rule.channel == reading.channel {
@@ -87,6 +98,7 @@ public actor EvidencePipeline {
         var records: [EvidenceRecord] = []
         for key in summarizers.keys.sorted() {
             if let s = summarizers[key]?.flush() { records.append(summaryRecord(s)) }
+            if let raw = rawBuffers[key]?.take(channel: key) { records.append(raw) }
         }
         let now = clock.now()
         for channel in unreachable.keys.sorted() {
@@ -363,5 +375,46 @@ struct StoreOutage {
                         detail: "the outbox could not be written (\(lastError.code.rawValue)) and the agent's memory limit was reached: \(d.count) reading record(s) of \(channel) were dropped")))
         }
         return records
+    }
+}
+
+/// The samples of one channel during one summary interval, for a `raw` record. A sample goes to the
+/// period slot nearest its monotonic time; a slot no poll filled (a skipped or late cycle) and a failed
+/// poll are both null. Memory: one optional integer per poll of the interval.
+struct RawBuffer {
+    let periodMs: Int64
+    private var first: ClockReading?
+    private var unit = ""
+    private var scale: Int64 = 0
+    private var values: [Int64?] = []
+
+    init(periodMs: Int64) { self.periodMs = periodMs }
+
+    mutating func add(_ reading: Reading) {
+        let value: Int64? = if case .ok = reading.quality { reading.value } else { nil }
+        guard let first else {
+            self.first = reading.time
+            unit = reading.unit
+            scale = reading.scaleExponent
+            values = [value]
+            return
+        }
+        let slot = Int((reading.time.monoMs - first.monoMs + periodMs / 2) / periodMs)
+        // Two samples in one slot (a late poll, then one on time): keep both, in order.
+        if slot > values.count { values += Array(repeating: nil, count: slot - values.count) }
+        values.append(value)
+    }
+
+    /// The record for the samples so far (nil if none), emptying the buffer.
+    mutating func take(channel: String) -> EvidenceRecord? {
+        guard let start = first else { return nil }
+        defer {
+            first = nil
+            values = []
+        }
+        return .raw(
+            RawSamples(
+                stamp: RecordStamp(rseq: 0, boot: start.bootCount, monoMs: start.monoMs, wallMs: start.wallMs, timeQuality: start.quality),
+                channel: channel, unit: unit, scale: scale, periodMs: periodMs, values: values))
     }
 }

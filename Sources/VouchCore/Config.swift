@@ -67,12 +67,16 @@ public struct EvidenceSettings: Sendable, Equatable {
     public static let defaultDiskBudget: Int64 = 1_000_000_000
     /// Below this a week of summaries of a small site does not fit: an error, not a silent degradation.
     public static let minimumDiskBudget: Int64 = 1_000_000
+    /// Also record every sample (a `raw` record per channel and summary interval), not only summaries.
+    /// Raw samples are the first thing the disk budget drops.
+    public var rawSamples: Bool
 
     public init(
         summaryInterval: Duration, batchInterval: Duration, maxBatchRecords: Int, heartbeatInterval: Duration = .seconds(300),
-        retention: Duration = EvidenceSettings.defaultRetention, diskBudgetBytes: Int64 = EvidenceSettings.defaultDiskBudget
+        retention: Duration = EvidenceSettings.defaultRetention, diskBudgetBytes: Int64 = EvidenceSettings.defaultDiskBudget, rawSamples: Bool = false
     ) {
         self.diskBudgetBytes = diskBudgetBytes
+        self.rawSamples = rawSamples
         self.summaryInterval = summaryInterval
         self.batchInterval = batchInterval
         self.maxBatchRecords = maxBatchRecords

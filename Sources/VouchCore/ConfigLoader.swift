@@ -170,6 +170,15 @@ struct ConfigDecoder {
         return nil
     }
 
+    mutating func boolean(_ s: Section, _ key: String, default value: Bool) -> Bool? {
+        guard let n = node(s, key, required: false, expected: "true or false") else { return value }
+        guard case .boolean(let v) = n.value else {
+            report(n.position, "\"\(key)\" in [\(s.name)] must be true or false, found \(n.value.typeName)")
+            return nil
+        }
+        return v
+    }
+
     mutating func byteSize(_ s: Section, _ key: String, min: Int64, default value: Int64) -> Int64? {
         let expected = "a size such as \"64MB\", \"512MiB\" or \"2GB\""
         guard let n = node(s, key, required: false, expected: expected) else { return value }
@@ -362,15 +371,17 @@ struct ConfigDecoder {
         }
 
         var evidence: EvidenceSettings? = EvidenceSettings(summaryInterval: .seconds(60), batchInterval: .seconds(60), maxBatchRecords: 500)
-        if root["evidence"] != nil, let s = section(root, "evidence", name: "evidence", known: ["summary_interval", "batch_interval", "max_batch_records", "heartbeat_interval", "retention", "disk_budget"], at: start) {
+        if root["evidence"] != nil, let s = section(root, "evidence", name: "evidence", known: ["summary_interval", "batch_interval", "max_batch_records", "heartbeat_interval", "retention", "disk_budget", "raw_samples"], at: start) {
             let si = duration(s, "summary_interval", min: .seconds(1), default: .seconds(60))
             let bi = duration(s, "batch_interval", min: .seconds(1), default: .seconds(60))
             let mr = integer(s, "max_batch_records", range: 1...10_000, default: 500)
             let hb = duration(s, "heartbeat_interval", min: .seconds(10), default: .seconds(300))
             let keep = duration(s, "retention", min: .seconds(3_600), default: EvidenceSettings.defaultRetention)
             let budget = byteSize(s, "disk_budget", min: EvidenceSettings.minimumDiskBudget, default: EvidenceSettings.defaultDiskBudget)
-            if let si, let bi, let mr, let hb, let keep, let budget {
-                evidence = EvidenceSettings(summaryInterval: si, batchInterval: bi, maxBatchRecords: mr, heartbeatInterval: hb, retention: keep, diskBudgetBytes: budget)
+            let raw = boolean(s, "raw_samples", default: false)
+            if let si, let bi, let mr, let hb, let keep, let budget, let raw {
+                evidence = EvidenceSettings(
+                    summaryInterval: si, batchInterval: bi, maxBatchRecords: mr, heartbeatInterval: hb, retention: keep, diskBudgetBytes: budget, rawSamples: raw)
             } else {
                 evidence = nil
             }
