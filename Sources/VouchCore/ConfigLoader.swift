@@ -180,21 +180,31 @@ struct ConfigDecoder {
     }
 
     mutating func byteSize(_ s: Section, _ key: String, min: Int64, default value: Int64) -> Int64? {
-        let expected = "a size such as \"64MB\", \"512MiB\" or \"2GB\""
-        guard let n = node(s, key, required: false, expected: expected) else { return value }
+        quantity(
+            s, key, expected: "a size such as \"64MB\", \"512MiB\" or \"2GB\"", units: " (units: B, kB, MB, GB, KiB, MiB, GiB)", required: false,
+            default: value, parse: Self.parseByteSize, atLeast: min, tooSmall: "below the minimum of \(min / 1_000_000) MB")
+    }
+
+    /// A string value with a unit ("15s", "64MB"): parsed, then checked against a minimum, every failure
+    /// reported at the value's position with what was expected.
+    private mutating func quantity<T: Comparable>(
+        _ s: Section, _ key: String, expected: String, units: String = "", required: Bool, default value: T?, parse: (String) -> T?, atLeast min: T,
+        tooSmall: String
+    ) -> T? {
+        guard let n = node(s, key, required: required && value == nil, expected: expected) else { return value }
         guard case .string(let text) = n.value else {
             report(n.position, "\"\(key)\" in [\(s.name)] must be \(expected), found \(n.value.typeName)")
             return nil
         }
-        guard let bytes = Self.parseByteSize(text) else {
-            report(n.position, "\"\(key)\" in [\(s.name)] is \"\(text)\", not \(expected) (units: B, kB, MB, GB, KiB, MiB, GiB)")
+        guard let parsed = parse(text) else {
+            report(n.position, "\"\(key)\" in [\(s.name)] is \"\(text)\", not \(expected)\(units)")
             return nil
         }
-        guard bytes >= min else {
-            report(n.position, "\"\(key)\" in [\(s.name)] is \(text), below the minimum of \(min / 1_000_000) MB")
+        guard parsed >= min else {
+            report(n.position, "\"\(key)\" in [\(s.name)] is \(text), \(tooSmall)")
             return nil
         }
-        return bytes
+        return parsed
     }
 
     /// "64MB" (decimal), "512MiB" (binary), "1048576" or "1048576B". Case-insensitive; no sign, no fractions.
@@ -213,21 +223,9 @@ struct ConfigDecoder {
     }
 
     mutating func duration(_ s: Section, _ key: String, min: Duration, required: Bool = true, default value: Duration? = nil) -> Duration? {
-        let expected = "a duration such as \"500ms\", \"15s\", \"2m\", \"1h\" or \"30d\""
-        guard let n = node(s, key, required: required && value == nil, expected: expected) else { return value }
-        guard case .string(let text) = n.value else {
-            report(n.position, "\"\(key)\" in [\(s.name)] must be \(expected), found \(n.value.typeName)")
-            return nil
-        }
-        guard let d = Self.parseDuration(text) else {
-            report(n.position, "\"\(key)\" in [\(s.name)] is \"\(text)\", not \(expected)")
-            return nil
-        }
-        guard d >= min else {
-            report(n.position, "\"\(key)\" in [\(s.name)] is \(text), shorter than the minimum \(min)")
-            return nil
-        }
-        return d
+        quantity(
+            s, key, expected: "a duration such as \"500ms\", \"15s\", \"2m\", \"1h\" or \"30d\"", required: required, default: value,
+            parse: Self.parseDuration, atLeast: min, tooSmall: "shorter than the minimum \(min)")
     }
 
     /// Reads a JWK file: the `{"kid":…,"jwk":{…}}` that `vouch-bank key` prints, or a bare JWK.

@@ -71,12 +71,12 @@ struct DiskFullTests {
         #expect(before == 1, "the first minute's summary is stored (the second closes with the next reading)")
 
         try fs.fill()
-        await feed(120...(120 + 45 * 60 - 1))  // 45 minutes while the disk is full
+        await feed(120...(120 + 30 * 60 - 1))  // 30 minutes while the disk is full
         #expect(try outbox.status().records == before, "nothing could be written")
         #expect(events.value == 0)
 
         try fs.free()
-        await feed((120 + 45 * 60)...(120 + 46 * 60))  // space is back: the next store writes everything
+        await feed((120 + 30 * 60)...(120 + 31 * 60))  // space is back: the next store writes everything
         await pipeline.flush()
         let records = try outbox.records().map(\.record)
 
@@ -89,10 +89,10 @@ struct DiskFullTests {
         let dropGaps = records.compactMap(\.gap).filter { $0.reason == .diskBudget && $0.detail.contains("memory limit") }
         #expect(dropGaps.count == 1)
         let dropped = dropGaps.first?.missing ?? 0
-        #expect(dropped > 0, "45 summaries cannot all wait in a memory of 20")
+        #expect(dropped > 0, "30 summaries cannot all wait in a memory of 20")
         // Every reading fed is accounted for: in a stored summary, or in a summary the gap says was dropped.
         let counted = records.compactMap(\.summary).reduce(Int64(0)) { $0 + $1.count }
-        #expect(counted + dropped * 60 == 120 + 46 * 60 + 1, "stored \(counted) readings, dropped \(dropped) summaries")
+        #expect(counted + dropped * 60 == 120 + 31 * 60 + 1, "stored \(counted) readings, dropped \(dropped) summaries")
         let rseqs = records.map(\.stamp.rseq)
         #expect(rseqs == Array(1...Int64(rseqs.count)), "rseq gap-free: nothing stored was lost")
         #expect(dropGaps.first?.fromWallMs == T.time(60).wallMs, "the oldest summaries were dropped first")

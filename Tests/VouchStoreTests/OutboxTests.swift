@@ -16,14 +16,7 @@ struct OutboxTests {
                 intervalMs: 60_000, unit: "W", scale: 0, count: 60, errors: 0, min: value, max: value, mean: value, last: value, lastError: nil))
     }
 
-    func sealer(_ key: SigningKey) -> (Outbox.SealInput) -> SealedBatch {
-        { input in
-            SealedBatch.seal(
-                BatchPayload(
-                    device: "dev-1", bseq: input.bseq, prev: input.prev, bootId: "b", bootCount: 1, sealedWallMs: 1, sealedMonoMs: 1,
-                    timeQuality: .synchronized, records: input.records, receipt: input.receiptHash), records: input.records, key: key)
-        }
-    }
+    func sealer(_ key: SigningKey) -> (Outbox.SealInput) -> SealedBatch { testSealer(key) }
 
     @Test func durabilitySettingsAreInForce() throws {
         let outbox = try Outbox(path: path)
