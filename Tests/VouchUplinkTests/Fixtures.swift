@@ -152,7 +152,7 @@ struct Bank: Sendable {
         var settings = settings ?? BankServerSettings()
         settings.host = "127.0.0.1"
         settings.port = port
-        let app = buildBankApplication(ingest: ingest, settings: settings, logger: Fixture.quietLogger)
+        let app = try buildBankApplication(ingest: ingest, settings: settings, logger: Fixture.quietLogger)
         return try await Net.serve(app, port: port, body)
     }
 
