@@ -54,6 +54,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
@@ -112,10 +113,12 @@ let package = Package(
                 "VouchUplink", "VouchStore", "VouchCore", "VouchEvidence", "VouchBank",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]),
         .testTarget(
             name: "VouchAgentTests",
-            dependencies: ["VouchAgent", "VouchCore", "VouchEvidence", "VouchStore", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["VouchAgent", "VouchCore", "VouchEvidence", "VouchStore", "VouchUplink", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "VouchBankTests",
             dependencies: [
