@@ -17,6 +17,8 @@ public struct Agent: Sendable {
     public let outbox: Outbox
     public let bootCount: Int64
     public let services: [any Service]
+    /// The uplink service; its own HTTP client (made for `[bank]` TLS files) is shut down after the group stops.
+    let uplink: Uplink
     let logger: Logger
 
     public static func build(config: AgentConfig, logger: Logger) throws(AgentError) -> Agent {
@@ -113,7 +115,12 @@ public struct Agent: Sendable {
             batchInterval: config.evidence.batchInterval, maxBatchRecords: config.evidence.maxBatchRecords,
             requestTimeout: config.bank.requestTimeout, bankKey: config.bank.receiptKey)
         uplinkSettings.retention = config.evidence.retention
-        let uplink = Uplink(outbox: outbox, key: key, rotation: pending, settings: uplinkSettings, clock: clock, logger: logger)
+        uplinkSettings.tls = config.bank.tls
+        // Last of the steps that can fail: the uplink may own an HTTP client, which must be shut down once made.
+        let uplink: Uplink
+        do { uplink = try Uplink.withOwnHTTPClient(outbox: outbox, key: key, rotation: pending, settings: uplinkSettings, clock: clock, logger: logger) } catch {
+            throw AgentError(.tls, error.message)
+        }
         let pipeline = EvidencePipeline(config: config, outbox: outbox, clock: clock, logger: logger, onEvent: { uplink.sendSoon() })
         var services: [any Service] = [
             uplink, PipelineService(pipeline: pipeline),
@@ -125,8 +132,23 @@ public struct Agent: Sendable {
         if config.bank.receiptKey == nil {
             logger.warning("no [bank] receipt_key: the bank's receipts are stored without checking their signature")
         }
-        logger.info("agent \(config.device.id) starting: boot \(bootCount), key \(key.kid), binary sha256 \(binaryHash.prefix(16))…, outbox \(outbox.path), bank \(config.bank.url)")
-        return Agent(config: config, outbox: outbox, bootCount: bootCount, services: services, logger: logger)
+        logger.info("agent \(config.device.id) starting: boot \(bootCount), key \(key.kid), binary sha256 \(binaryHash.prefix(16))…, outbox \(outbox.path), bank \(config.bank.url)\(Self.tlsSummary(config.bank))")
+        return Agent(config: config, outbox: outbox, bootCount: bootCount, services: services, uplink: uplink, logger: logger)
+    }
+
+    /// Loads the `[bank]` TLS files as the uplink will (full PEM parse, key against certificate), without
+    /// making a client: for `vouch config check`.
+    public static func checkBankTLS(_ bank: BankSettings) throws(AgentError) {
+        guard !bank.tls.isEmpty else { return }
+        do { _ = try UplinkTLS.configuration(bank.tls) } catch { throw AgentError(.tls, error.message) }
+    }
+
+    /// How the uplink authenticates the bank and itself, for the start line.
+    static func tlsSummary(_ bank: BankSettings) -> String {
+        guard bank.url.hasPrefix("https://") else { return "" }
+        let trust = bank.tls.caFile.map { "pinned CA \($0)" } ?? "system trust store"
+        let client = bank.tls.clientCertificate.map { ", client certificate \($0)" } ?? ""
+        return " (TLS: \(trust)\(client))"
     }
 
     /// Runs until SIGTERM/SIGINT, then shuts down in order.
@@ -134,7 +156,11 @@ public struct Agent: Sendable {
         let group = ServiceGroup(
             configuration: .init(
                 services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        do { try await group.run() } catch {
+            await uplink.shutdownHTTPClient()
+            throw error
+        }
+        await uplink.shutdownHTTPClient()  // already done when the uplink's run() ended; idempotent
         do { try outbox.noteCleanStop(wallMs: SystemClock(bootCount: bootCount).now().wallMs) } catch {
             logger.error("could not mark the clean stop: \(error)")
         }
@@ -147,6 +173,8 @@ public struct AgentError: Error, Sendable, CustomStringConvertible {
     public enum Code: String, Sendable {
         case key = "E_AGENT_KEY"
         case store = "E_AGENT_STORE"
+        /// A `[bank]` TLS file does not load (NIOSSL's full parse, after the config loader's light check).
+        case tls = "E_AGENT_TLS"
     }
     public let code: Code
     public let message: String

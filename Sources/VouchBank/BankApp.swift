@@ -1,7 +1,11 @@
 import CompressNIO
+import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
+import NIOSSL
 import VouchEvidence
 
 /// Settings of `vouch-bank serve`.
@@ -10,11 +14,78 @@ public struct BankServerSettings: Sendable {
     public var port: Int
     /// Largest accepted upload body.
     public var maxBodyBytes: Int
+    /// HTTPS (and mTLS) when set, from ``BankTLSFiles/configuration()``; plain HTTP when nil.
+    public var tls: TLSConfiguration?
 
-    public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 4 << 20) {
+    public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 4 << 20, tls: TLSConfiguration? = nil) {
         self.host = host
         self.port = port
         self.maxBodyBytes = maxBodyBytes
+        self.tls = tls
+    }
+}
+
+/// The files of `vouch-bank serve --tls-cert --tls-key [--client-ca]`.
+public struct BankTLSFiles: Sendable, Equatable {
+    /// PEM certificate chain the bank presents (its own certificate first).
+    public var certificate: String
+    /// PEM private key of that certificate.
+    public var privateKey: String
+    /// PEM CA certificate(s): when set, every client must present a certificate signed by one of them (mTLS).
+    public var clientCA: String?
+
+    public init(certificate: String, privateKey: String, clientCA: String? = nil) {
+        self.certificate = certificate
+        self.privateKey = privateKey
+        self.clientCA = clientCA
+    }
+
+    public static let errorCode = "E_BANK_TLS"
+
+    /// The server TLS configuration, every file loaded and the key checked against the certificate, so a bad
+    /// file stops `serve` at start with the file's name rather than failing each handshake later.
+    public func configuration() throws(BankError) -> TLSConfiguration {
+        let chain = try Self.certificates(certificate, flag: "--tls-cert", what: "certificate chain")
+        try Self.mustBeFile(privateKey, flag: "--tls-key")
+        let key: NIOSSLPrivateKey
+        do { key = try NIOSSLPrivateKey(file: privateKey, format: .pem) } catch {
+            throw BankError(Self.errorCode, status: 500, "--tls-key \(privateKey) does not load as an unencrypted PEM private key: \(error)")
+        }
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        do { _ = try NIOSSLContext(configuration: configuration) } catch {
+            throw BankError(Self.errorCode, status: 500, "--tls-key \(privateKey) is not the private key of the first certificate in --tls-cert \(certificate) (\(error))")
+        }
+        if let clientCA {
+            let roots = try Self.certificates(clientCA, flag: "--client-ca", what: "CA certificate(s)")
+            // Verify the client's chain against these roots only; a client has no hostname to check.
+            configuration.certificateVerification = .noHostnameVerification
+            configuration.trustRoots = .certificates(roots)
+            configuration.sendCANameList = true
+        }
+        return configuration
+    }
+
+    static func mustBeFile(_ path: String, flag: String) throws(BankError) {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw BankError(errorCode, status: 500, "\(flag) \(path) does not exist")
+        }
+        guard !isDirectory.boolValue else { throw BankError(errorCode, status: 500, "\(flag) \(path) is a directory, not a PEM file") }
+        guard FileManager.default.isReadableFile(atPath: path) else {
+            throw BankError(errorCode, status: 500, "\(flag) \(path) cannot be read (check its owner and permissions)")
+        }
+    }
+
+    static func certificates(_ path: String, flag: String, what: String) throws(BankError) -> [NIOSSLCertificate] {
+        try mustBeFile(path, flag: flag)
+        let certificates: [NIOSSLCertificate]
+        do { certificates = try NIOSSLCertificate.fromPEMFile(path) } catch {
+            throw BankError(errorCode, status: 500, "\(flag) \(path) does not load as a PEM \(what): \(error)")
+        }
+        guard !certificates.isEmpty else {
+            throw BankError(errorCode, status: 500, "\(flag) \(path) holds no \"-----BEGIN CERTIFICATE-----\" block")
+        }
+        return certificates
     }
 }
 
@@ -62,10 +133,17 @@ public func buildBankRouter(ingest: BankIngest, settings: BankServerSettings) ->
     return router
 }
 
-/// The whole bank application, as `vouch-bank serve` runs it.
-public func buildBankApplication(ingest: BankIngest, settings: BankServerSettings, logger: Logger) -> some ApplicationProtocol {
-    Application(
+/// The whole bank application, as `vouch-bank serve` runs it: HTTPS when `settings.tls` is set.
+public func buildBankApplication(ingest: BankIngest, settings: BankServerSettings, logger: Logger) throws(BankError) -> some ApplicationProtocol {
+    var server = HTTPServerBuilder.http1()
+    if let tls = settings.tls {
+        do { server = try .tls(.http1(), tlsConfiguration: tls) } catch {
+            throw BankError(BankTLSFiles.errorCode, status: 500, "the TLS configuration does not make a server: \(error)")
+        }
+    }
+    return Application(
         router: buildBankRouter(ingest: ingest, settings: settings),
+        server: server,
         configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "vouch-bank"),
         logger: logger)
 }

@@ -39,12 +39,37 @@ public struct BankSettings: Sendable, Equatable {
     /// The bank's receipt-signing key (from `vouch-bank key`). When set, a receipt whose signature does not
     /// verify with it is refused and the batch stays undelivered; when nil, receipts are stored unverified.
     public var receiptKey: PublicJWK?
+    /// The pinned CA and the client certificate for HTTPS (`ca_file`, `client_cert`, `client_key`).
+    public var tls: BankTLSSettings
 
-    public init(url: String, requestTimeout: Duration, receiptKey: PublicJWK? = nil) {
+    public init(url: String, requestTimeout: Duration, receiptKey: PublicJWK? = nil, tls: BankTLSSettings = BankTLSSettings()) {
         self.url = url
         self.requestTimeout = requestTimeout
         self.receiptKey = receiptKey
+        self.tls = tls
     }
+}
+
+/// TLS files for the uplink, as `[bank]` names them. The loader has checked that each file exists and holds
+/// PEM blocks of the right kind, that the key is not accessible by others, and that they go with an https://
+/// url; the uplink parses them fully when it builds its HTTP client.
+public struct BankTLSSettings: Sendable, Equatable {
+    /// `ca_file`: PEM CA certificate(s). When set, only these may sign the bank's certificate (pinned): the
+    /// system trust store is not used. When nil, the system trust store decides.
+    public var caFile: String?
+    /// `client_cert`: PEM certificate chain presented to the bank (mTLS); set together with `clientKey`.
+    public var clientCertificate: String?
+    /// `client_key`: the PEM private key of `clientCertificate`.
+    public var clientKey: String?
+
+    public init(caFile: String? = nil, clientCertificate: String? = nil, clientKey: String? = nil) {
+        self.caFile = caFile
+        self.clientCertificate = clientCertificate
+        self.clientKey = clientKey
+    }
+
+    /// True when nothing is set: the uplink then uses the shared HTTP client and the system trust store.
+    public var isEmpty: Bool { caFile == nil && clientCertificate == nil && clientKey == nil }
 }
 
 public struct EvidenceSettings: Sendable, Equatable {

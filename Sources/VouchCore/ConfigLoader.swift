@@ -250,6 +250,61 @@ struct ConfigDecoder {
         init(_ d: String) { description = d }
     }
 
+    /// `ca_file`, `client_cert`, `client_key` of [bank]; nil after reporting a problem. Each file is checked
+    /// here only as far as VouchCore can without a TLS library: it exists, is readable, holds PEM blocks of the
+    /// expected kind whose base64 decodes, and the key is not accessible by others. The uplink parses them.
+    mutating func bankTLS(_ s: Section, url: String?) -> BankTLSSettings? {
+        var ok = true
+        let plainHTTP = url?.hasPrefix("http://") == true
+        func path(_ key: String, expected: String) -> String? {
+            guard let value = string(s, key, required: false, expected: expected) else {
+                if s.table[key] != nil { ok = false }  // present but not a string: already reported
+                return nil
+            }
+            return value
+        }
+        let caFile = path("ca_file", expected: "the path of a PEM file with the CA certificate(s) that sign the bank's certificate")
+        let clientCert = path("client_cert", expected: "the path of a PEM file with this gateway's client certificate (chain)")
+        let clientKey = path("client_key", expected: "the path of a PEM file with the private key of client_cert")
+
+        func check(_ key: String, _ file: String, _ kind: PEMKind) {
+            if let problem = PEMCheck.problem(file: file, kind: kind) {
+                report(s.table[key]?.position ?? s.position, "\"\(key)\" in [bank]: \(file) \(problem)")
+                ok = false
+            }
+        }
+        if let caFile {
+            if plainHTTP {
+                report(
+                    s.table["ca_file"]?.position ?? s.position,
+                    "\"ca_file\" in [bank] needs an https:// url, but [bank] url is \"\(url ?? "")\": plain HTTP has no certificate to pin")
+                ok = false
+            }
+            check("ca_file", caFile, .certificate)
+        }
+        if let clientCert {
+            if plainHTTP {
+                report(
+                    s.table["client_cert"]?.position ?? s.position,
+                    "\"client_cert\" in [bank] needs an https:// url, but [bank] url is \"\(url ?? "")\": a client certificate is only presented over TLS")
+                ok = false
+            }
+            check("client_cert", clientCert, .certificate)
+            if clientKey == nil && s.table["client_key"] == nil {
+                report(s.table["client_cert"]?.position ?? s.position, "\"client_cert\" in [bank] needs \"client_key\" too: the PEM private key of that certificate")
+                ok = false
+            }
+        }
+        if let clientKey {
+            check("client_key", clientKey, .privateKey)
+            if clientCert == nil && s.table["client_cert"] == nil {
+                report(s.table["client_key"]?.position ?? s.position, "\"client_key\" in [bank] needs \"client_cert\" too: the PEM certificate that goes with this key")
+                ok = false
+            }
+        }
+        return ok ? BankTLSSettings(caFile: caFile, clientCertificate: clientCert, clientKey: clientKey) : nil
+    }
+
     static func parseDuration(_ text: String) -> Duration? {
         let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
         for (suffix, ms) in units where text.hasSuffix(suffix) {
@@ -311,7 +366,7 @@ struct ConfigDecoder {
         }
 
         var bank: BankSettings?
-        if let s = section(root, "bank", name: "bank", known: ["url", "timeout", "receipt_key"], at: start) {
+        if let s = section(root, "bank", name: "bank", known: ["url", "timeout", "receipt_key", "ca_file", "client_cert", "client_key"], at: start) {
             let url = string(s, "url", expected: "a URL such as \"https://bank.example:8443\"")
             if let url, !(url.hasPrefix("http://") || url.hasPrefix("https://")) || URL(string: url)?.host == nil {
                 report(s.table["url"]?.position ?? s.position, "\"url\" in [bank] is \"\(url)\"; expected an http:// or https:// URL with a host")
@@ -328,8 +383,9 @@ struct ConfigDecoder {
                     receiptKeyOK = false
                 }
             }
-            if let url, let timeout, receiptKeyOK, URL(string: url)?.host != nil {
-                bank = BankSettings(url: url.hasSuffix("/") ? String(url.dropLast()) : url, requestTimeout: timeout, receiptKey: receiptKey)
+            let tls = bankTLS(s, url: url)
+            if let url, let timeout, receiptKeyOK, let tls, URL(string: url)?.host != nil {
+                bank = BankSettings(url: url.hasSuffix("/") ? String(url.dropLast()) : url, requestTimeout: timeout, receiptKey: receiptKey, tls: tls)
             }
         }
 

@@ -16,7 +16,10 @@ import VouchStore
 /// - Batches go out strictly in `bseq` order; a failed send stops the round, so nothing overtakes it.
 /// - A batch counts as delivered only when the bank's receipt names this device, this `bseq` and this
 ///   batch's signing input hash.
-/// - Failures are retried with exponential backoff and full jitter, capped; nothing is dropped.
+/// - Failures are retried with exponential backoff and full jitter, capped; nothing is dropped. A TLS failure
+///   (`E_UPLINK_TLS`) is retried the same way and never parks a batch: its cause is never in the batch.
+/// - An HTTP client the uplink made itself (``withOwnHTTPClient(outbox:key:rotation:settings:clock:logger:)``)
+///   is shut down when ``run()`` ends; one passed in belongs to the caller.
 public final class Uplink: Service, Sendable {
     public struct Settings: Sendable {
         public var bankURL: String
@@ -41,6 +44,9 @@ public final class Uplink: Service, Sendable {
         /// (stored, not yet signed), where the disk budget can still coarsen readings during a long
         /// outage; a signed batch never changes. They are sealed as the bank acknowledges the others.
         public var sealAhead: Int = 4
+        /// `[bank] ca_file`, `client_cert`, `client_key`: what ``Uplink/withOwnHTTPClient(outbox:key:rotation:settings:clock:logger:)``
+        /// builds its client from, and the files a TLS error names.
+        public var tls = BankTLSSettings()
 
         public init(bankURL: String, deviceID: String, bootID: String, bootCount: Int64, batchInterval: Duration, maxBatchRecords: Int, requestTimeout: Duration, backoff: Backoff = Backoff(), bankKey: PublicJWK? = nil) {
             self.bankURL = bankURL
@@ -79,6 +85,9 @@ public final class Uplink: Service, Sendable {
     let settings: Settings
     let clock: any AgentClock
     let http: HTTPClient
+    /// True when `http` was made here (for `settings.tls`): then it is shut down at the end of ``run()``.
+    let ownsHTTPClient: Bool
+    private let httpClientShutDown = Mutex(false)
     let logger: Logger
     private let wake = Mutex(false)
     private let signing: Mutex<Signing>
@@ -86,16 +95,54 @@ public final class Uplink: Service, Sendable {
     private let parked = Mutex<(bseq: Int64, until: ContinuousClock.Instant)?>(nil)
     private let lastPrune = Mutex<ContinuousClock.Instant?>(nil)
 
-    public init(
+    /// An uplink sending with `http`, which stays the caller's (it is not shut down here).
+    public convenience init(
         outbox: Outbox, key: SigningKey, rotation: PendingRotation? = nil, settings: Settings, clock: any AgentClock, http: HTTPClient = .shared,
         logger: Logger
+    ) {
+        self.init(outbox: outbox, key: key, rotation: rotation, settings: settings, clock: clock, http: http, owned: false, logger: logger)
+    }
+
+    private init(
+        outbox: Outbox, key: SigningKey, rotation: PendingRotation?, settings: Settings, clock: any AgentClock, http: HTTPClient, owned: Bool, logger: Logger
     ) {
         self.outbox = outbox
         self.signing = Mutex(Signing(key: key, rotation: rotation))
         self.settings = settings
         self.clock = clock
         self.http = http
+        self.ownsHTTPClient = owned
         self.logger = logger
+    }
+
+    /// An uplink with the HTTP client `settings.tls` calls for: its own client (pinned CA, client
+    /// certificate) when any TLS file is set, which ``run()`` shuts down when it ends; the shared client
+    /// otherwise. Throws `E_UPLINK_TLS` when a file does not load.
+    public static func withOwnHTTPClient(
+        outbox: Outbox, key: SigningKey, rotation: PendingRotation? = nil, settings: Settings, clock: any AgentClock, logger: Logger
+    ) throws(UplinkError) -> Uplink {
+        if settings.tls.isEmpty {
+            return Uplink(outbox: outbox, key: key, rotation: rotation, settings: settings, clock: clock, http: .shared, owned: false, logger: logger)
+        }
+        let client = try UplinkTLS.makeHTTPClient(settings.tls)
+        return Uplink(outbox: outbox, key: key, rotation: rotation, settings: settings, clock: clock, http: client, owned: true, logger: logger)
+    }
+
+    /// Shuts down the HTTP client this uplink made, once; does nothing for a client passed in.
+    public func shutdownHTTPClient() async {
+        guard ownsHTTPClient, httpClientShutDown.withLock({ done in defer { done = true }; return !done }) else { return }
+        do { try await http.shutdown() } catch { logger.warning("shutting down the uplink's HTTP client: \(error)") }
+    }
+
+    /// True once ``shutdownHTTPClient()`` shut down the client this uplink made.
+    var isHTTPClientShutDown: Bool { ownsHTTPClient && httpClientShutDown.withLock { $0 } }
+
+    deinit {
+        // A safety net for an uplink that never ran (the client asserts it was shut down): start the shutdown
+        // without waiting for it.
+        if ownsHTTPClient, httpClientShutDown.withLock({ done in defer { done = true }; return !done }) {
+            http.shutdown { _ in }
+        }
     }
 
     /// The key the next batch will be signed with.
@@ -228,6 +275,9 @@ public final class Uplink: Service, Sendable {
             retryAfter = response.headers.first(name: "Retry-After")
             body = try await response.body.collect(upTo: 1 << 20)
         } catch {
+            if let why = UplinkTLS.explain(error, bankURL: settings.bankURL, tls: settings.tls) {
+                throw UplinkError(.tls, "batch \(batch.bseq): TLS with the bank failed: \(why)")
+            }
             throw UplinkError(.unreachable, "batch \(batch.bseq): bank at \(settings.bankURL) unreachable: \(error)")
         }
         let text = String(buffer: body)
@@ -288,6 +338,7 @@ public final class Uplink: Service, Sendable {
         } onGracefulShutdown: {
             stopping.withLock { $0 = true }
         }
+        await shutdownHTTPClient()
     }
 
     /// One seal-and-send round; returns when to try again if sending failed. Seals at most
@@ -328,7 +379,13 @@ public final class Uplink: Service, Sendable {
         failures += 1
         var delay = settings.backoff.delay(afterFailures: failures)
         if let retryAfter = failure.error.retryAfter, retryAfter > delay { delay = retryAfter }
-        logger.warning("upload failed (attempt \(failures)): \(failure.error); retrying in \(delay.formatted(.units(allowed: [.seconds, .milliseconds])))")
+        let retrying = "retrying in \(delay.formatted(.units(allowed: [.seconds, .milliseconds])))"
+        if failure.error.code == .tls {
+            // Not a passing outage: a certificate, a CA file or a name needs a technician. Nothing is dropped.
+            logger.error("upload failed (attempt \(failures)): \(failure.error); the batch stays sealed, \(retrying)")
+        } else {
+            logger.warning("upload failed (attempt \(failures)): \(failure.error); \(retrying)")
+        }
         return ContinuousClock.now.advanced(by: delay)
     }
 
@@ -437,6 +494,9 @@ public struct UplinkError: Error, Sendable, Equatable, CustomStringConvertible {
         case rejected = "E_UPLINK_REJECTED"
         case badReceipt = "E_UPLINK_RECEIPT"
         case store = "E_UPLINK_STORE"
+        /// The TLS handshake failed or the TLS files do not load: untrusted or expired bank certificate,
+        /// a name mismatch, a client certificate refused or missing. Transient for delivery (retried).
+        case tls = "E_UPLINK_TLS"
     }
     public let code: Code
     public let message: String
@@ -445,7 +505,7 @@ public struct UplinkError: Error, Sendable, Equatable, CustomStringConvertible {
     public var bankCode: String?
     /// How long the bank asked to wait (capped).
     public var retryAfter: Duration?
-    /// A 4xx other than 408/429: the bank will not accept this batch as it stands.
+    /// A 4xx other than 408/429: the bank will not accept this batch as it stands. Never a TLS failure.
     public var isPermanent: Bool { code == .rejected }
     public init(_ code: Code, _ message: String) {
         self.code = code

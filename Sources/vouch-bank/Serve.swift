@@ -5,13 +5,23 @@ import VouchBank
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Receive batches over HTTP until stopped.",
+        abstract: "Receive batches over HTTP or HTTPS until stopped.",
         discussion: """
-            POST /v1/batches takes one batch (Content-Type: application/jose) and answers with a signed receipt.
+            POST /v1/batches takes one batch (Content-Type: application/vouch-batch) and answers with a signed receipt. \
             The receipt key is created at --key on first start (mode 0600).
 
-            Example:
+            HTTPS: --tls-cert and --tls-key (PEM, both or neither) serve TLS with that certificate chain; the \
+            gateway pins the CA that signed it in [bank] ca_file. --client-ca (PEM CA certificates) also requires \
+            every client to present a certificate signed by one of them (mTLS); the gateway sets [bank] client_cert \
+            and client_key. A missing or unreadable file, or a key that does not match its certificate, stops serve \
+            at start with the file named (exit status 1).
+
+            Examples:
               vouch-bank serve --db bank.sqlite --listen 127.0.0.1:8080 --key bank.key
+              vouch-bank serve --db bank.sqlite --listen 0.0.0.0:8443 --key bank.key \\
+                  --tls-cert tls-chain.pem --tls-key tls.key
+              vouch-bank serve --db bank.sqlite --listen 0.0.0.0:8443 --key bank.key \\
+                  --tls-cert tls-chain.pem --tls-key tls.key --client-ca gw-ca.pem
             """)
 
     @OptionGroup var store: StoreOptions
@@ -21,6 +31,27 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Receipt-signing key (PEM); created if missing.")
     var key = "vouch-bank.key"
+
+    @Option(name: .customLong("tls-cert"), help: ArgumentHelp("Serve HTTPS with this PEM certificate chain (needs --tls-key).", valueName: "file"))
+    var tlsCert: String?
+
+    @Option(name: .customLong("tls-key"), help: ArgumentHelp("The PEM private key of --tls-cert.", valueName: "file"))
+    var tlsKey: String?
+
+    @Option(
+        name: .customLong("client-ca"),
+        help: ArgumentHelp("Require client certificates signed by these PEM CA certificate(s) (mTLS; needs --tls-cert).", valueName: "file"))
+    var clientCA: String?
+
+    func validate() throws {
+        switch (tlsCert, tlsKey) {
+        case (nil, nil):
+            if clientCA != nil { throw ValidationError("--client-ca needs HTTPS: add --tls-cert and --tls-key") }
+        case (_?, nil): throw ValidationError("--tls-cert needs --tls-key (the private key of that certificate)")
+        case (nil, _?): throw ValidationError("--tls-key needs --tls-cert (the certificate chain of that key)")
+        case (_?, _?): break
+        }
+    }
 
     func run() async throws {
         LoggingSystem.bootstrap { label in
@@ -33,13 +64,23 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:8080 (got \(listen))")
         }
         let host = String(listen[..<colon])
+        var settings = BankServerSettings(host: host, port: port)
+        var scheme = "http"
+        if let tlsCert, let tlsKey {
+            let files = BankTLSFiles(certificate: tlsCert, privateKey: tlsKey, clientCA: clientCA)
+            do { settings.tls = try files.configuration() } catch {
+                logger.critical("cannot serve HTTPS: \(error)")
+                throw ExitCode(1)
+            }
+            scheme = clientCA == nil ? "https" : "https (client certificates required, signed by \(clientCA ?? ""))"
+        }
         let database = try SQLiteBankStore(path: store.db)
         let (bankKey, created) = try BankKeyFile.loadOrCreate(path: key)
         if created { logger.info("created receipt key \(key) (kid \(bankKey.kid))") }
         let ingest = BankIngest(store: database, bankKey: bankKey, logger: logger)
         let enrolled = try database.devices().map(\.id)
-        logger.info("vouch-bank listening on \(host):\(port), database \(store.db), \(enrolled.count) enrolled device(s): \(enrolled.joined(separator: ", "))")
-        let app = buildBankApplication(ingest: ingest, settings: BankServerSettings(host: host, port: port), logger: logger)
+        logger.info("vouch-bank listening on \(host):\(port) over \(scheme), database \(store.db), \(enrolled.count) enrolled device(s): \(enrolled.joined(separator: ", "))")
+        let app = try buildBankApplication(ingest: ingest, settings: settings, logger: logger)
         try await app.runService()
     }
 }

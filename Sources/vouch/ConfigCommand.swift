@@ -1,4 +1,5 @@
 import ArgumentParser
+import VouchAgent
 import VouchCore
 
 struct ConfigCommand: ParsableCommand {
@@ -20,15 +21,20 @@ struct ConfigCommand: ParsableCommand {
         var file: String
 
         func run() throws {
-            do {
-                let config = try ConfigLoader.load(path: file)
-                let channels = config.channels.map(\.id).joined(separator: ", ")
-                print("\(file): ok — device \(config.device.id), bank \(config.bank.url), \(config.modbusDevices.count) Modbus device(s) (\(channels)), \(config.stoppageRules.count) stoppage rule(s)")
-            } catch {
+            let config: AgentConfig
+            do { config = try ConfigLoader.load(path: file) } catch {
                 FileHandleOutput.standardError(error.description)
                 FileHandleOutput.standardError("\(file): \(error.diagnostics.count) error(s)")
                 throw ExitCode(78)
             }
+            // The TLS files parsed in full, as the agent will load them (the loader only checked them lightly).
+            do { try Agent.checkBankTLS(config.bank) } catch {
+                FileHandleOutput.standardError("\(file): error: \(error)")
+                FileHandleOutput.standardError("\(file): 1 error(s)")
+                throw ExitCode(78)
+            }
+            let channels = config.channels.map(\.id).joined(separator: ", ")
+            print("\(file): ok — device \(config.device.id), bank \(config.bank.url), \(config.modbusDevices.count) Modbus device(s) (\(channels)), \(config.stoppageRules.count) stoppage rule(s)")
         }
     }
 }

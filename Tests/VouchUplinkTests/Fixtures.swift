@@ -97,6 +97,13 @@ struct Gateway: Sendable {
         uplink = Uplink(outbox: outbox, key: key, settings: settings, clock: StepClock(), logger: Fixture.quietLogger)
     }
 
+    /// Replaces the uplink with one that makes its own HTTP client for `tls`, as the agent does (shut it down
+    /// with `uplink.shutdownHTTPClient()`).
+    mutating func useOwnHTTPClient(tls: BankTLSSettings) throws {
+        settings.tls = tls
+        uplink = try Uplink.withOwnHTTPClient(outbox: outbox, key: key, settings: settings, clock: StepClock(), logger: Fixture.quietLogger)
+    }
+
     /// Replaces the uplink with one reading `clock`.
     mutating func clockOverride(_ clock: any AgentClock) {
         uplink = Uplink(outbox: outbox, key: key, settings: settings, clock: clock, logger: Fixture.quietLogger)
@@ -152,17 +159,21 @@ struct Bank: Sendable {
         var settings = settings ?? BankServerSettings()
         settings.host = "127.0.0.1"
         settings.port = port
-        let app = buildBankApplication(ingest: ingest, settings: settings, logger: Fixture.quietLogger)
-        return try await Net.serve(app, port: port, body)
+        let app = try buildBankApplication(ingest: ingest, settings: settings, logger: Fixture.quietLogger)
+        return try await Net.serve(app, port: port, tls: settings.tls != nil, body)
     }
 
-    /// Serves the bank on a free port; `body` gets the base URL.
-    func serving<T: Sendable>(_ body: (String) async throws -> T) async throws -> T {
+    /// Serves the bank on a free port; `body` gets the base URL (https:// when `tls` is set: `vouch-bank serve
+    /// --tls-cert --tls-key [--client-ca]`).
+    func serving<T: Sendable>(tls: BankTLSFiles? = nil, _ body: (String) async throws -> T) async throws -> T {
         var lastError: (any Error)?
+        var settings = BankServerSettings()
+        if let tls { settings.tls = try tls.configuration() }
+        let scheme = tls == nil ? "http" : "https"
         for _ in 0..<5 {
             let port = try Net.freePort()
             do {
-                return try await serving(port: port) { try await body("http://127.0.0.1:\(port)") }
+                return try await serving(port: port, settings: settings) { try await body("\(scheme)://127.0.0.1:\(port)") }
             } catch let error as ServerDidNotStart {
                 lastError = error  // the port was taken in between: try another one
             }
@@ -229,8 +240,9 @@ enum Net {
 
     static func isListening(port: Int) -> Bool { get(port: port, path: "/healthz") != nil }
 
-    /// Runs `app` (listening on `port`, answering /healthz) while `body` runs, then stops it.
-    static func serve<T: Sendable>(_ app: some ApplicationProtocol, port: Int, _ body: () async throws -> T) async throws -> T {
+    /// Runs `app` (listening on `port`, answering /healthz) while `body` runs, then stops it. With `tls` the
+    /// plain-socket /healthz cannot be read, so the server counts as up once the port accepts connections.
+    static func serve<T: Sendable>(_ app: some ApplicationProtocol, port: Int, tls: Bool = false, _ body: () async throws -> T) async throws -> T {
         let stopped = Flag()
         let server = Task {
             defer { stopped.set() }
@@ -238,7 +250,7 @@ enum Net {
         }
         defer { server.cancel() }
         do {
-            try await waitForHealthz(port: port, stopped: stopped, server: server)
+            try await waitForHealthz(port: port, tls: tls, stopped: stopped, server: server)
             let result = try await body()
             server.cancel()
             _ = await server.result
@@ -251,7 +263,7 @@ enum Net {
     }
 
     /// Waits until /healthz answers 200, or fails if the server task ends (e.g. the port is taken).
-    static func waitForHealthz(port: Int, stopped: Flag, server: Task<Void, any Error>) async throws {
+    static func waitForHealthz(port: Int, tls: Bool = false, stopped: Flag, server: Task<Void, any Error>) async throws {
         let deadline = ContinuousClock.now.advanced(by: .seconds(20))
         while ContinuousClock.now < deadline {
             // The blocking socket call runs on a Dispatch thread: on the cooperative pool (two threads on
@@ -259,7 +271,7 @@ enum Net {
             let response = await withCheckedContinuation { continuation in
                 DispatchQueue.global().async { continuation.resume(returning: get(port: port, path: "/healthz")) }
             }
-            if let response, response.hasPrefix("HTTP/1.1 200") { return }
+            if let response, tls || response.hasPrefix("HTTP/1.1 200") { return }
             if stopped.isSet {
                 let outcome = await server.result
                 throw ServerDidNotStart(description: "bank on port \(port) stopped before answering /healthz: \(outcome)")
