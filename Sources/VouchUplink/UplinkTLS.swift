@@ -60,10 +60,14 @@ public enum UplinkTLS {
     /// Connection attempts are not retried inside the client: the uplink retries with its own backoff, and each
     /// attempt then reports its own TLS error at once instead of after the request timeout.
     public static func makeHTTPClient(_ tls: BankTLSSettings) throws(UplinkError) -> HTTPClient {
+        HTTPClient(eventLoopGroupProvider: .singleton, configuration: try clientConfiguration(tls))
+    }
+
+    /// What ``makeHTTPClient(_:)`` configures.
+    public static func clientConfiguration(_ tls: BankTLSSettings) throws(UplinkError) -> HTTPClient.Configuration {
         var pool = HTTPClient.Configuration.ConnectionPool()
         pool.retryConnectionEstablishment = false
-        let configuration = HTTPClient.Configuration(tlsConfiguration: try self.configuration(tls), connectionPool: pool)
-        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        return HTTPClient.Configuration(tlsConfiguration: try self.configuration(tls), connectionPool: pool)
     }
 
     /// The technician's reading of a TLS failure, or nil when `error` is not one.

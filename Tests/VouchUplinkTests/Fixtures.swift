@@ -109,6 +109,12 @@ struct Gateway: Sendable {
         uplink = Uplink(outbox: outbox, key: key, settings: settings, clock: clock, logger: Fixture.quietLogger)
     }
 
+    /// Replaces the uplink with the agent's own kind (its own HTTP client, made as `vouch run` makes it)
+    /// reading `clock` (shut it down with `uplink.shutdownHTTPClient()`).
+    mutating func agentUplink(clock: any AgentClock) throws {
+        uplink = try Uplink.withOwnHTTPClient(outbox: outbox, key: key, settings: settings, clock: clock, logger: Fixture.quietLogger)
+    }
+
     /// A wall clock a year ahead of now (synchronised), for retention.
     struct FutureClock: AgentClock {
         func now() -> ClockReading {

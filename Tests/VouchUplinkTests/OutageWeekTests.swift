@@ -70,7 +70,8 @@ struct OutageWeekTests {
         var gateway = try Gateway(dir: dir, bankURL: "http://127.0.0.1:\(port)", maxBatchRecords: 500, requestTimeout: .milliseconds(300))
         try bank.store.enroll(gateway.enrollment)
         let clock = WeekClock()
-        gateway.clockOverride(clock)
+        try gateway.agentUplink(clock: clock)
+        defer { Task { [uplink = gateway.uplink] in await uplink.shutdownHTTPClient() } }
         let passes = Mutex<[Degradation]>([])
         gateway.outbox.setBudget(Self.budget) { pass in passes.withLock { $0.append(pass) } }
 
@@ -109,8 +110,8 @@ struct OutageWeekTests {
                 let outcome = await gateway.uplink.sendPending()
                 if case .delivered(let n) = outcome, n > 0, firstDelivery == nil { firstDelivery = ContinuousClock.now }
                 if case .failed(_, let reason) = outcome {
-                    // The HTTP client's pool backs off after a week of refused connections: retry as the
-                    // uplink's rounds do, a bounded number of times.
+                    // Retried as the uplink's rounds do, a bounded number of times (the agent's client
+                    // retries no connection on its own, so the first attempt after the bank is back works).
                     failures += 1
                     try #require(failures < 50, "drain keeps failing: \(reason)")
                     try await Task.sleep(for: .milliseconds(100))

@@ -192,12 +192,17 @@ struct UplinkTLSTests {
         }
     }
 
-    @Test("without TLS files the uplink uses the shared client and owns nothing")
-    func noTLSFilesUseTheSharedClient() throws {
+    @Test("without TLS files the uplink still owns its client (system trust store, no hidden connection retries)")
+    func noTLSFilesStillOwnAClient() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
         var gateway = try Gateway(dir: dir, bankURL: "https://bank.example:8443", maxBatchRecords: 2)
         try gateway.useOwnHTTPClient(tls: BankTLSSettings())
-        #expect(!gateway.uplink.ownsHTTPClient)
+        #expect(gateway.uplink.ownsHTTPClient)
+        let configuration = try UplinkTLS.clientConfiguration(BankTLSSettings())
+        #expect(configuration.connectionPool.retryConnectionEstablishment == false)
+        #expect(configuration.tlsConfiguration?.trustRoots == .default)
+        #expect(configuration.tlsConfiguration?.certificateVerification == .fullVerification)
+        await gateway.uplink.shutdownHTTPClient()
     }
 }
