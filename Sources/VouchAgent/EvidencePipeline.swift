@@ -34,6 +34,10 @@ public actor EvidencePipeline {
     private var unstored: [EvidenceRecord] = []
     /// Since when the outbox cannot be written, and what was dropped from memory meanwhile.
     private var storeOutage: StoreOutage?
+    /// While the outbox cannot be written, a store is retried at most this often (monotonic), not at
+    /// every reading: a failing write costs I/O on a board that is already in trouble.
+    static let storeRetryMs: Int64 = 5_000
+    private var nextStoreAttemptMonoMs: Int64 = 0
     /// Records kept in memory while the outbox cannot be written (about 200 bytes each).
     let maxUnstored: Int
     let budget: DiskBudget
@@ -106,7 +110,7 @@ public actor EvidencePipeline {
         }
         unreachable = [:]
         failingSince = [:]
-        store(records)
+        store(records, force: true)
     }
 
     /// Stores records made outside the readings path (heartbeats, start-up records), in order with
@@ -155,9 +159,14 @@ public actor EvidencePipeline {
                 fromWallMs: down.since.wallMs, toMonoMs: now.monoMs, toWallMs: now.wallMs, missing: down.failures, detail: detail))
     }
 
-    private func store(_ records: [EvidenceRecord]) {
+    private func store(_ records: [EvidenceRecord], force: Bool = false) {
         let kept = unstored + records
         guard !kept.isEmpty else { return }
+        if storeOutage != nil, !force, clock.now().monoMs < nextStoreAttemptMonoMs {
+            unstored = kept
+            shedUnstored()
+            return
+        }
         // Storing again after an outage: the chain says what happened, after what was kept.
         let narration = storeOutage?.records(now: clock.now(), stamp: stamp()) ?? []
         do {
@@ -179,6 +188,7 @@ public actor EvidencePipeline {
                 logger.critical("the outbox cannot be written (\(error)); the agent keeps running and keeps up to \(maxUnstored) records in memory until it can")
             }
             storeOutage?.lastError = error
+            nextStoreAttemptMonoMs = clock.now().monoMs + Self.storeRetryMs
             unstored = kept
             shedUnstored()
         }
