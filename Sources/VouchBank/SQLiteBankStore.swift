@@ -19,6 +19,9 @@ public final class SQLiteBankStore: BankStore {
         configuration.busyMode = .timeout(10)
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
+            // DatabasePool sets `synchronous = NORMAL` on its writer when it turns WAL on, after
+            // prepareDatabase: FULL again, so a receipt never names a batch a power cut can take back.
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             try BankSchema.migrator.migrate(pool)
         } catch {
             throw BankError(BankError.store, status: 500, "cannot open the bank database \(path): \(error)")

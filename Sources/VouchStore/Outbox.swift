@@ -62,6 +62,12 @@ public final class Outbox: Sendable {
             let directory = (path as NSString).deletingLastPathComponent
             if !readOnly && !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
             pool = try DatabasePool(path: path, configuration: configuration)
+            if !readOnly {
+                // GRDB's DatabasePool turns WAL on after prepareDatabase ran, and sets
+                // `synchronous = NORMAL` on its writer as it does: the one connection that commits
+                // must be FULL again, or a power cut loses acknowledged commits.
+                try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+            }
             if readOnly {
                 guard try pool.read({ try OutboxSchema.migrator.hasCompletedMigrations($0) }) else {
                     throw StoreError(.open, "the outbox at \(path) has a schema this version does not know; use the agent's own vouch")
@@ -426,9 +432,12 @@ public final class Outbox: Sendable {
         }
     }
 
-    /// The SQLite `synchronous` level in force (2 = FULL), for checks and `vouch doctor`.
+    /// The SQLite `synchronous` level of the writer, the connection that commits (2 = FULL), for
+    /// checks and `vouch doctor`. (A reader's level says nothing about durability.)
     public func synchronousLevel() throws(StoreError) -> Int {
-        try read("read PRAGMA synchronous") { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+        do { return try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 } } catch {
+            throw StoreError(.io, "could not read PRAGMA synchronous in \(path): \(error)")
+        }
     }
 
     public func journalMode() throws(StoreError) -> String {
