@@ -23,6 +23,11 @@ public struct Agent: Sendable {
 
     public static func build(config: AgentConfig, logger: Logger) throws(AgentError) -> Agent {
         var key = try DeviceKeyFile.load(path: config.device.keyFile)
+        // Before anything is written: an agent that cannot reach its bank over TLS must not record a
+        // start (and, restarted in a loop by systemd, grow the chain) before it says so.
+        do { _ = try UplinkTLS.clientConfiguration(config.bank.tls, bankURL: config.bank.url) } catch {
+            throw AgentError(.tls, error.message)
+        }
         let outbox: Outbox
         let recovery: OutboxRecovery?
         do { (outbox, recovery) = try Outbox.openOrRecover(path: config.device.dataDir + "/outbox.sqlite") } catch {
@@ -139,8 +144,7 @@ public struct Agent: Sendable {
     /// Loads the `[bank]` TLS files as the uplink will (full PEM parse, key against certificate), without
     /// making a client: for `vouch config check`.
     public static func checkBankTLS(_ bank: BankSettings) throws(AgentError) {
-        guard !bank.tls.isEmpty else { return }
-        do { _ = try UplinkTLS.configuration(bank.tls) } catch { throw AgentError(.tls, error.message) }
+        do { _ = try UplinkTLS.clientConfiguration(bank.tls, bankURL: bank.url) } catch { throw AgentError(.tls, error.message) }
     }
 
     /// How the uplink authenticates the bank and itself, for the start line.

@@ -124,7 +124,7 @@ public final class Uplink: Service, Sendable {
     public static func withOwnHTTPClient(
         outbox: Outbox, key: SigningKey, rotation: PendingRotation? = nil, settings: Settings, clock: any AgentClock, logger: Logger
     ) throws(UplinkError) -> Uplink {
-        let client = try UplinkTLS.makeHTTPClient(settings.tls)
+        let client = try UplinkTLS.makeHTTPClient(settings.tls, bankURL: settings.bankURL)
         return Uplink(outbox: outbox, key: key, rotation: rotation, settings: settings, clock: clock, http: client, owned: true, logger: logger)
     }
 

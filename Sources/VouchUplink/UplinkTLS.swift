@@ -49,6 +49,10 @@ public enum UplinkTLS {
             throw UplinkError(.tls, "[bank] client_cert and client_key go together: set both or neither")
         }
         do { _ = try NIOSSLContext(configuration: configuration) } catch {
+            if tls.caFile == nil {
+                throw UplinkError(
+                    .tls, "the system's trusted CA certificates could not be loaded for the bank's https:// url (is a CA bundle installed in /etc/ssl/certs?); set [bank] ca_file to the bank's CA certificate (\(error))")
+            }
             throw UplinkError(.tls, "the TLS settings in [bank] do not make a TLS context: \(error)")
         }
         return configuration
@@ -59,15 +63,17 @@ public enum UplinkTLS {
     ///
     /// Connection attempts are not retried inside the client: the uplink retries with its own backoff, and each
     /// attempt then reports its own TLS error at once instead of after the request timeout.
-    public static func makeHTTPClient(_ tls: BankTLSSettings) throws(UplinkError) -> HTTPClient {
-        HTTPClient(eventLoopGroupProvider: .singleton, configuration: try clientConfiguration(tls))
+    public static func makeHTTPClient(_ tls: BankTLSSettings, bankURL: String) throws(UplinkError) -> HTTPClient {
+        HTTPClient(eventLoopGroupProvider: .singleton, configuration: try clientConfiguration(tls, bankURL: bankURL))
     }
 
-    /// What ``makeHTTPClient(_:)`` configures.
-    public static func clientConfiguration(_ tls: BankTLSSettings) throws(UplinkError) -> HTTPClient.Configuration {
+    /// What ``makeHTTPClient(_:bankURL:)`` configures: TLS only for an https:// bank (a plain http:// one
+    /// needs no trust store, and a gateway without one must still run).
+    public static func clientConfiguration(_ tls: BankTLSSettings, bankURL: String) throws(UplinkError) -> HTTPClient.Configuration {
         var pool = HTTPClient.Configuration.ConnectionPool()
         pool.retryConnectionEstablishment = false
-        return HTTPClient.Configuration(tlsConfiguration: try self.configuration(tls), connectionPool: pool)
+        let https = bankURL.lowercased().hasPrefix("https://")
+        return HTTPClient.Configuration(tlsConfiguration: https ? try self.configuration(tls) : nil, connectionPool: pool)
     }
 
     /// The technician's reading of a TLS failure, or nil when `error` is not one.

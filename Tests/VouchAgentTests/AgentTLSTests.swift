@@ -65,5 +65,6 @@ import VouchEvidence
         #expect(checked?.message.hasPrefix("[bank] client_key \(path("other.key")) is not the private key of the first certificate in client_cert \(path("client.pem"))") == true)
         let error = #expect(throws: AgentError.self) { _ = try Agent.build(config: config, logger: AgentFixtures.quietLogger) }
         #expect(error?.description.hasPrefix("E_AGENT_TLS: [bank] client_key") == true)
+        #expect(!FileManager.default.fileExists(atPath: config.device.dataDir + "/outbox.sqlite"), "a start that fails on TLS records nothing")
     }
 }

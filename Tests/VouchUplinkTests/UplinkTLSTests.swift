@@ -199,10 +199,14 @@ struct UplinkTLSTests {
         var gateway = try Gateway(dir: dir, bankURL: "https://bank.example:8443", maxBatchRecords: 2)
         try gateway.useOwnHTTPClient(tls: BankTLSSettings())
         #expect(gateway.uplink.ownsHTTPClient)
-        let configuration = try UplinkTLS.clientConfiguration(BankTLSSettings())
+        let configuration = try UplinkTLS.clientConfiguration(BankTLSSettings(), bankURL: "https://bank.example:8443")
         #expect(configuration.connectionPool.retryConnectionEstablishment == false)
         #expect(configuration.tlsConfiguration?.trustRoots == .default)
         #expect(configuration.tlsConfiguration?.certificateVerification == .fullVerification)
+        // A plain http:// bank needs no TLS, and so no trust store on the gateway.
+        let plain = try UplinkTLS.clientConfiguration(BankTLSSettings(), bankURL: "http://127.0.0.1:8080")
+        #expect(plain.tlsConfiguration == nil)
+        #expect(plain.connectionPool.retryConnectionEstablishment == false)
         await gateway.uplink.shutdownHTTPClient()
     }
 }
