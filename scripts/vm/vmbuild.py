@@ -18,12 +18,13 @@ What the VM is made of, all cached under .build/vm/ (git-ignored):
       busybox-static, the modules in load order (modules/order), scripts/vm/init as /init. Small,
       so every boot unpacks it in a blink.
   system.img
-      An ext4 image (mkfs.ext4 -d, no journal; attached read-only) with /bin/vouch from
-      VOUCH_BIN_DIR, the C meter (scripts/vm/meter.c, compiled here with gcc and libmodbus), the
-      sqlite3 shell (the self-test tampers with it), and every library `ldd` lists for them plus
-      the dynamic loader, flattened into /lib. Kept off the initramfs because the debug build of
-      vouch and the Swift runtime are ~200 MB: unpacking that into RAM at every boot would cost
-      seconds under TCG, while a disk is only read where the loader touches it.
+      An ext4 image (mkfs.ext4 -d, no journal; attached read-only) with /bin/vouch and
+      /bin/vouch-bank from VOUCH_BIN_DIR, the C meter (scripts/vm/meter.c, compiled here with gcc
+      and libmodbus), the sqlite3 shell (the self-test tampers with it), every library `ldd` lists
+      for them plus the dynamic loader, flattened into /lib, and the host's CA bundle in
+      /etc/ssl/certs. Kept off the initramfs because the debug builds of vouch and vouch-bank and
+      the Swift runtime are ~300 MB: unpacking that into RAM at every boot would cost seconds under
+      TCG, while a disk is only read where the loader touches it.
 
 Each artefact carries a stamp: the SHA-256 of everything it was built from. A changed vouch binary,
 library, init script, meter source or this file rebuilds what depends on it; otherwise a run reuses
@@ -55,17 +56,20 @@ CACHE = ROOT / ".build" / "vm"
 # Debian packages the VM build and the campaign use: qemu to boot, busybox for the guest's userland,
 # e2fsprogs for mkfs.ext4, gcc and libmodbus-dev for the meter, sqlite3 for the guest's self-test
 # tampering (the host reads the outbox with Python's sqlite3).
-APT_PACKAGES = ["qemu-system-x86", "busybox-static", "e2fsprogs", "gcc", "libc6-dev", "libmodbus-dev", "sqlite3"]
+APT_PACKAGES = ["qemu-system-x86", "busybox-static", "e2fsprogs", "gcc", "libc6-dev", "libmodbus-dev", "sqlite3",
+                "ca-certificates"]
 
 # What the guest needs to see its disks and mount ext4. Their hard dependencies are resolved from
 # modinfo; crc32c_generic comes first because ext4/jbd2 only name it as a soft dependency.
 ROOT_MODULES = ["crc32c_generic", "virtio_pci", "virtio_blk", "ext4"]
 
-GUEST_BINARIES = {  # name in the system image's /bin -> where it comes from (None: given by the caller)
-    "vouch": None,
-    "vouch-vm-meter": None,
-    "sqlite3": Path("/usr/bin/sqlite3"),
-}
+# The system image's /bin: the agent and the bank from VOUCH_BIN_DIR, the meter built here, and
+# Debian's sqlite3 shell.
+FROM_BIN_DIR = ["vouch", "vouch-bank"]
+SQLITE3 = Path("/usr/bin/sqlite3")
+# The system's CA bundle, as on any Debian gateway: `vouch run` makes a TLS context at start even for
+# an http:// bank, and without /etc/ssl/certs that fails (E_AGENT_TLS ... unknownError([])).
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
 class BuildError(Exception):
@@ -388,15 +392,16 @@ def shared_libraries(binary):
     return libraries
 
 
-def ensure_system_image(vouch, meter):
-    binaries = dict(GUEST_BINARIES, vouch=Path(vouch), **{"vouch-vm-meter": meter})
+def ensure_system_image(bin_dir, meter):
+    binaries = {name: Path(bin_dir) / name for name in FROM_BIN_DIR}
+    binaries.update({"vouch-vm-meter": meter, "sqlite3": SQLITE3})
     libraries = {}
     for binary in binaries.values():
         if not binary.exists():
             raise BuildError(f"{binary} does not exist")
         libraries.update(shared_libraries(binary))
     target = CACHE / "system.img"
-    inputs = [*binaries.values(), *sorted(libraries.values())]
+    inputs = [*binaries.values(), *sorted(libraries.values()), CA_BUNDLE]
     stamp = sha256_of(*inputs, Path(__file__), extra=json.dumps(sorted(binaries)) + json.dumps(sorted(libraries)))
     if fresh(target, stamp):
         return target
@@ -410,6 +415,8 @@ def ensure_system_image(vouch, meter):
         shutil.copy2(path, staging / "bin" / name)
     for soname, path in libraries.items():
         shutil.copy2(path, staging / "lib" / soname)
+    (staging / "etc" / "ssl" / "certs").mkdir(parents=True)
+    shutil.copy2(CA_BUNDLE, staging / "etc" / "ssl" / "certs" / CA_BUNDLE.name)
     size = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
     size_mib = size * 5 // 4 // (1 << 20) + 32  # room for ext4's own metadata
     if target.exists():
@@ -418,7 +425,7 @@ def ensure_system_image(vouch, meter):
          "-d", str(staging), str(target), f"{size_mib}M"])
     shutil.rmtree(staging)
     mark(target, stamp)
-    say(f"system disk built: {target.relative_to(ROOT)} ({size_mib} MiB: vouch, meter, sqlite3, "
+    say(f"system disk built: {target.relative_to(ROOT)} ({size_mib} MiB: {', '.join(binaries)}, "
         f"{len(libraries)} libraries) in {time.monotonic() - started:.1f} s")
     return target
 
@@ -432,15 +439,15 @@ class VM:
 
 def ensure_vm(bin_dir):
     """Everything needed to boot the power-cut VM, built or taken from the cache."""
-    vouch = Path(bin_dir) / "vouch"
-    if not vouch.exists():
-        raise BuildError(f"{vouch} does not exist: build it first (swift build), or set VOUCH_BIN_DIR")
+    for name in FROM_BIN_DIR:
+        if not (Path(bin_dir) / name).exists():
+            raise BuildError(f"{Path(bin_dir) / name} does not exist: build it first (swift build), or set VOUCH_BIN_DIR")
     CACHE.mkdir(parents=True, exist_ok=True)
     ensure_packages()
     kernel = ensure_kernel()
     initrd = ensure_initramfs(kernel)
     meter = ensure_meter()
-    system_image = ensure_system_image(vouch, meter)
+    system_image = ensure_system_image(bin_dir, meter)
     return VM(kernel, initrd, system_image)
 
 
