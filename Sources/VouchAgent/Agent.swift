@@ -17,7 +17,7 @@ public struct Agent: Sendable {
     public let outbox: Outbox
     public let bootCount: Int64
     public let services: [any Service]
-    /// The uplink service; its own HTTP client (made for `[bank]` TLS files) is shut down after the group stops.
+    /// The uplink service; its own HTTP client is shut down after the group stops.
     let uplink: Uplink
     let logger: Logger
 
@@ -25,9 +25,7 @@ public struct Agent: Sendable {
         var key = try DeviceKeyFile.load(path: config.device.keyFile)
         // Before anything is written: an agent that cannot reach its bank over TLS must not record a
         // start (and, restarted in a loop by systemd, grow the chain) before it says so.
-        do { _ = try UplinkTLS.clientConfiguration(config.bank.tls, bankURL: config.bank.url) } catch {
-            throw AgentError(.tls, error.message)
-        }
+        try checkBankTLS(config.bank)
         let outbox: Outbox
         let recovery: OutboxRecovery?
         do { (outbox, recovery) = try Outbox.openOrRecover(path: config.device.dataDir + "/outbox.sqlite") } catch {
@@ -141,8 +139,9 @@ public struct Agent: Sendable {
         return Agent(config: config, outbox: outbox, bootCount: bootCount, services: services, uplink: uplink, logger: logger)
     }
 
-    /// Loads the `[bank]` TLS files as the uplink will (full PEM parse, key against certificate), without
-    /// making a client: for `vouch config check`.
+    /// Builds the uplink's TLS settings as it will (full PEM parse, key against certificate, the system
+    /// trust store for https:// without `ca_file`), without making a client: for `vouch config check`,
+    /// and at start before anything is recorded.
     public static func checkBankTLS(_ bank: BankSettings) throws(AgentError) {
         do { _ = try UplinkTLS.clientConfiguration(bank.tls, bankURL: bank.url) } catch { throw AgentError(.tls, error.message) }
     }

@@ -29,7 +29,7 @@ public actor EvidencePipeline {
     /// A change of wall − monotonic beyond this is a step, not drift (slewing moves ≤ 0.5 ms/s).
     static let stepThresholdMs: Int64 = 1_000
     /// Records that could not be stored yet (disk full or failing): kept in memory, oldest first, and
-    /// retried with every later store. Bounded: past `maxUnstored`, the oldest readings go first (each
+    /// retried every `storeRetryMs`. Bounded: past `maxUnstored`, the oldest readings go first (each
     /// counted for a gap record); events, gaps and the device's own records are always kept.
     private var unstored: [EvidenceRecord] = []
     /// Since when the outbox cannot be written, and what was dropped from memory meanwhile.
@@ -40,14 +40,12 @@ public actor EvidencePipeline {
     private var nextStoreAttemptMonoMs: Int64 = 0
     /// Records kept in memory while the outbox cannot be written (about 200 bytes each).
     let maxUnstored: Int
-    let budget: DiskBudget
 
     public init(
         config: AgentConfig, outbox: Outbox, clock: any AgentClock, logger: Logger, maxUnstored: Int = 10_000, onEvent: @escaping @Sendable () -> Void
     ) {
         self.outbox = outbox
         self.maxUnstored = maxUnstored
-        self.budget = DiskBudget(bytes: config.evidence.diskBudgetBytes)
         self.clock = clock
         self.shift = config.shift
         self.logger = logger
@@ -170,7 +168,7 @@ public actor EvidencePipeline {
         // Storing again after an outage: the chain says what happened, after what was kept.
         let narration = storeOutage?.records(now: clock.now(), stamp: stamp()) ?? []
         do {
-            let stored = try appendFreeingSpace(kept + narration)
+            let stored = try outbox.append(kept + narration, now: stamp())
             unstored = []
             if let outage = storeOutage {
                 logger.notice(
@@ -191,18 +189,6 @@ public actor EvidencePipeline {
             nextStoreAttemptMonoMs = clock.now().monoMs + Self.storeRetryMs
             unstored = kept
             shedUnstored()
-        }
-    }
-
-    /// Appends; when the file system is full, first frees room inside the database by degrading old
-    /// readings (freed pages are reused without growing the file), then tries once more.
-    private func appendFreeingSpace(_ records: [EvidenceRecord]) throws(StoreError) -> [EvidenceRecord] {
-        do { return try outbox.append(records, now: stamp()) } catch {
-            guard error.code == .full else { throw error }
-            let used = (try? outbox.usedBytes()) ?? 0
-            guard let freed = try? outbox.degrade(budget: budget, now: stamp(), targetBytes: used - used / 4), freed.degradedAnything else { throw error }
-            logger.warning("file system full: degraded \(freed.rawDropped) raw and merged \(freed.summariesMerged) summary record(s) to make room inside the outbox")
-            return try outbox.append(records, now: stamp())
         }
     }
 

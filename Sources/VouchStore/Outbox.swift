@@ -9,7 +9,8 @@ import VouchEvidence
 /// Invariants (each one a reason this type exists):
 /// 1. A record is durable (committed with `synchronous=FULL` in WAL mode) before `append` returns;
 ///    nothing is sent that was not first stored.
-/// 2. `rseq` is assigned here, gap-free from 1, in append order, and never reused.
+/// 2. `rseq` is assigned here, gap-free from 1, in append order, and never reused. A stored record
+///    leaves before it is sealed only through the disk budget (8), which accounts for it in a gap.
 /// 3. A record row never changes after insert, except `bseq`, set once when it is sealed.
 /// 4. Sealing assigns the next `bseq`, links `prev` to the previous batch and stores the signed token
 ///    in the same transaction that claims the records: a batch exists whole or not at all, and its

@@ -97,4 +97,27 @@ struct DiskFullTests {
         #expect(rseqs == Array(1...Int64(rseqs.count)), "rseq gap-free: nothing stored was lost")
         #expect(dropGaps.first?.fromWallMs == T.time(60).wallMs, "the oldest summaries were dropped first")
     }
+    @Test("while the disk is full a store is retried at most every 5 s, not at every reading")
+    func retriesAreSpacedOut() async throws {
+        let fs = try SmallFileSystem()
+        defer { fs.unmount() }
+        let outbox = try Outbox(path: fs.directory.appendingPathComponent("outbox.sqlite").path)
+        let clock = ScriptedClock(T.time(0))
+        let pipeline = EvidencePipeline(config: try T.config(), outbox: outbox, clock: clock, logger: T.quietLogger, onEvent: {})
+        func feed(_ seconds: ClosedRange<Int64>) async {
+            for s in seconds {
+                clock.set(T.time(s))
+                await pipeline.ingest([T.reading(T.time(s), value: 1_000)])
+            }
+        }
+        await feed(0...60)  // the first summary is stored
+        let stored = try outbox.status().records
+        try fs.fill()
+        await feed(61...120)  // second 120 closes the second summary: the store fails, the next try is due at 125
+        try fs.free()
+        await feed(121...124)
+        #expect(try outbox.status().records == stored, "no retry before 5 s have passed, although there is room again")
+        await feed(125...125)
+        #expect(try outbox.status().records > stored, "retried once 5 s have passed")
+    }
 }
