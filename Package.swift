@@ -103,7 +103,8 @@ let package = Package(
         .testTarget(name: "VouchCoreTests", dependencies: ["VouchCore"]),
         .testTarget(
             name: "VouchModbusTests",
-            dependencies: ["VouchModbus", "VouchCore", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["VouchModbus", "VouchCore", .product(name: "Logging", package: "swift-log")],
+            exclude: ["planner-cases"]),
         .testTarget(name: "VouchGPIOTests", dependencies: ["VouchGPIO"]),
         .testTarget(name: "VouchDetectTests", dependencies: ["VouchDetect", "VouchCore"]),
         .testTarget(name: "VouchStoreTests", dependencies: ["VouchStore", "VouchCore", "VouchEvidence"]),

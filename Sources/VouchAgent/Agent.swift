@@ -129,8 +129,8 @@ public struct Agent: Sendable {
             uplink, PipelineService(pipeline: pipeline),
             HeartbeatService(pipeline: pipeline, outbox: outbox, intervalMs: heartbeatMs, startedMonoMs: now.monoMs),
         ]
-        for device in config.modbusDevices {
-            services.append(ModbusAcquisitionService(poller: ModbusPoller(device: device, clock: clock, logger: logger), pipeline: pipeline, logger: logger))
+        for bus in ModbusBus.group(config.modbusDevices) {
+            services.append(ModbusAcquisitionService(poller: ModbusBusPoller(bus: bus, clock: clock, logger: logger), pipeline: pipeline, logger: logger))
         }
         if config.bank.receiptKey == nil {
             logger.warning("no [bank] receipt_key: the bank's receipts are stored without checking their signature")

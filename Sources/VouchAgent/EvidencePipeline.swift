@@ -21,6 +21,10 @@ public actor EvidencePipeline {
     /// Channels failing now: the first failed poll's time and how many polls failed since.
     private var unreachable: [String: (since: ClockReading, failures: Int64, lastError: String)] = [:]
     private var seen: Set<String> = []
+    /// `string` channels (serial numbers, firmware versions): watched for reachability and logged when
+    /// their text changes, but not summarised (summaries hold integers).
+    private let textChannels: Set<String>
+    private var lastText: [String: String] = [:]
     /// Wall minus monotonic time at the last reading: a jump in it is a clock step.
     private var lastClock: ClockReading?
     /// Monotonic times of recent clock steps (bounded), to mark records whose span contains one.
@@ -52,14 +56,15 @@ public actor EvidencePipeline {
         self.onEvent = onEvent
         let intervalMs = Int64(config.evidence.summaryInterval.components.seconds * 1000)
         summaryIntervalMs = intervalMs
-        for channel in config.channels {
+        for channel in config.channels where channel.dataType.isNumeric {
             summarizers[channel.id] = IntervalSummarizer(channel: channel.id, intervalMs: intervalMs)
         }
+        textChannels = Set(config.channels.filter { !$0.dataType.isNumeric }.map(\.id))
         if config.evidence.rawSamples {
             for device in config.modbusDevices {
                 let c = device.pollInterval.components
                 let periodMs = max(1, c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000)
-                for channel in device.channels { rawBuffers[channel.id] = RawBuffer(periodMs: periodMs) }
+                for channel in device.channels where channel.dataType.isNumeric { rawBuffers[channel.id] = RawBuffer(periodMs: periodMs) }
             }
         }
         let channels = Dictionary(uniqueKeysWithValues: config.channels.map { ($0.id, $0) })
@@ -78,6 +83,12 @@ public actor EvidencePipeline {
         for reading in readings {
             if let step = clockStep(reading.time) { records.append(step) }
             if let gap = narrate(reading) { records.append(gap) }
+            if textChannels.contains(reading.channel) {
+                if let text = reading.text, let before = lastText.updateValue(text, forKey: reading.channel), before != text {
+                    logger.notice("\(reading.channel) changed from \"\(before)\" to \"\(text)\"")
+                }
+                continue
+            }
             if let closed = summarizers[reading.channel]?.add(reading) {
                 records.append(summaryRecord(closed))
                 if let raw = rawBuffers[reading.channel]?.take(channel: reading.channel) { records.append(raw) }

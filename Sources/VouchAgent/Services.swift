@@ -7,16 +7,21 @@ import VouchStore
 
 /// Polls one Modbus device until graceful shutdown, feeding the pipeline.
 struct ModbusAcquisitionService: Service {
-    let poller: ModbusPoller
+    let poller: ModbusBusPoller
     let pipeline: EvidencePipeline
     let logger: Logger
 
     func run() async throws {
-        logger.info("polling \(poller.device.name) at \(poller.device.endpoint) unit \(poller.device.unitId) every \(poller.device.pollInterval), \(poller.device.channels.count) channel(s)")
+        let bus = poller.bus
+        for device in bus.devices {
+            let requests = RequestPlanner.plan(device.channels, maxGap: device.maxGap).count
+            logger.info(
+                "polling \(device.name) at \(device.endpoint)\(device.serial.map { " \($0.summary)" } ?? "") unit \(device.unitId) every \(device.pollInterval): \(device.channels.count) channel(s) in \(requests) request(s)")
+        }
         await cancelWhenGracefulShutdown {
             await poller.run { readings in await pipeline.ingest(readings) }
         }
-        logger.info("stopped polling \(poller.device.name)")
+        logger.info("stopped polling \(bus.name)")
     }
 }
 

@@ -38,7 +38,8 @@ public enum ConfigLoader {
         var decoder = ConfigDecoder(file: file)
         let config = decoder.decode(table, sourceHash: sourceHash ?? Digest256.sha256Hex(Array(text.utf8)))
         if let config, decoder.diagnostics.isEmpty { return config }
-        throw ConfigError(diagnostics: decoder.diagnostics.sorted { $0.position < $1.position })
+        // The config file's own problems first, in file order, then those inside templates it uses.
+        throw ConfigError(diagnostics: decoder.diagnostics.sorted { ($0.file != file ? 1 : 0, $0.file, $0.position) < ($1.file != file ? 1 : 0, $1.file, $1.position) })
     }
 }
 
@@ -46,6 +47,9 @@ public enum ConfigLoader {
 struct ConfigDecoder {
     let file: String
     var diagnostics: [ConfigDiagnostic] = []
+    /// Modbus templates read so far, by name, with the SHA-256 of their bytes (they are part of the config).
+    var templatesUsed: [(name: String, sha256: String)] = []
+    var templateCache: [String: ModbusTemplate] = [:]
 
     mutating func report(_ position: SourcePosition, _ message: String) {
         diagnostics.append(ConfigDiagnostic(file: file, position: position, message: message))
@@ -441,22 +445,8 @@ struct ConfigDecoder {
             }
         }
 
-        var devices: [ModbusDeviceSettings] = []
         var channelIDs: [String: SourcePosition] = [:]
-        if let modbus = root["modbus"] {
-            if case .table(let mt) = modbus.value {
-                let m = Section(table: mt, name: "modbus", position: modbus.position, known: ["device"])
-                checkUnknown(m)
-                for d in tableArray(mt, "device", name: "modbus.device", known: ["name", "url", "unit_id", "timeout", "poll_interval", "channel"]) {
-                    if let dev = decodeModbusDevice(d, channelIDs: &channelIDs) { devices.append(dev) }
-                }
-            } else {
-                report(modbus.keyPosition, "\"modbus\" must be a table with [[modbus.device]] entries")
-            }
-        }
-        if devices.isEmpty && diagnostics.isEmpty {
-            report(start, "no [[modbus.device]] configured: the agent would have nothing to read")
-        }
+        let devices = decodeModbus(root, start: start, channelIDs: &channelIDs)
 
         var rules: [StoppageRuleSettings] = []
         var ruleIDs = Set<String>()
@@ -478,56 +468,8 @@ struct ConfigDecoder {
         }
 
         guard let device, let bank, let shift, let evidence else { return nil }
-        return AgentConfig(device: device, bank: bank, shift: shift, evidence: evidence, modbusDevices: devices, stoppageRules: rules, sourceHash: sourceHash, sourceFile: file)
-    }
-
-    mutating func decodeModbusDevice(_ d: Section, channelIDs: inout [String: SourcePosition]) -> ModbusDeviceSettings? {
-        let name = identifier(d, "name")
-        var endpoint: ModbusEndpoint?
-        if let url = string(d, "url", expected: "a Modbus address such as \"tcp://192.168.1.20:502\"") {
-            let at = d.table["url"]?.position ?? d.position
-            if url.hasPrefix("tcp://"), let parsed = URL(string: url), let host = parsed.host, !host.isEmpty {
-                let port = parsed.port ?? 502
-                if (1...65535).contains(port) { endpoint = .tcp(host: host, port: port) } else { report(at, "port \(port) in \"\(url)\" is out of range 1–65535") }
-            } else {
-                report(at, "\"url\" in [modbus.device] is \"\(url)\"; expected \"tcp://HOST:PORT\" (serial RTU ports come in a later release)")
-            }
-        }
-        let unit = integer(d, "unit_id", range: 0...255, default: 1)
-        let timeout = duration(d, "timeout", min: .milliseconds(10), default: .seconds(1))
-        let poll = duration(d, "poll_interval", min: .milliseconds(100), default: .seconds(1))
-        var channels: [ModbusChannelSettings] = []
-        let channelSections = tableArray(d.table, "channel", name: "modbus.device.channel", known: ["name", "register", "address", "type", "byte_order", "scale", "offset", "decimals", "unit"])
-        if channelSections.isEmpty, d.table["channel"] == nil {
-            report(d.position, "[[modbus.device]] \(name.map { "\"\($0)\" " } ?? "")has no [[modbus.device.channel]]")
-        }
-        for c in channelSections {
-            let cname = identifier(c, "name")
-            let register = choice(c, "register", ModbusRegisterKind.self, parse: { ModbusRegisterKind(rawValue: $0.lowercased()) })
-            let address = integer(c, "address", range: 0...65535)
-            let type = choice(c, "type", ModbusDataType.self, parse: ModbusDataType.init(configName:))
-            let order = choice(c, "byte_order", ModbusByteOrder.self, default: .abcd, parse: { ModbusByteOrder(rawValue: $0.uppercased()) })
-            let scale = number(c, "scale", default: 1)
-            let offset = number(c, "offset", default: 0)
-            let decimals = integer(c, "decimals", range: 0...6, default: 0)
-            let unit = string(c, "unit", default: "")
-            if let address, let type, address + type.registerCount - 1 > 65535 {
-                report(c.table["address"]?.position ?? c.position, "\(type.rawValue) at address \(address) runs past register 65535")
-            }
-            if let scale, scale == 0 { report(c.table["scale"]?.position ?? c.position, "\"scale\" must not be 0") }
-            // Register the channel's id as soon as its name is valid, so a mistake in another field of the
-            // channel does not also surface as "unknown channel" in every rule that names it.
-            guard let name, let cname else { continue }
-            let id = "\(name).\(cname)"
-            if let first = channelIDs[id] {
-                report(c.table["name"]?.position ?? c.position, "channel \"\(id)\" is defined twice (first at \(first.line):\(first.column))")
-                continue
-            }
-            channelIDs[id] = c.table["name"]?.position ?? c.position
-            guard let register, let address, let type, let order, let scale, scale != 0, let offset, let decimals, let unit else { continue }
-            channels.append(ModbusChannelSettings(id: id, register: register, address: address, dataType: type, byteOrder: order, scale: scale, offset: offset, decimals: decimals, unit: unit))
-        }
-        guard let name, let endpoint, let unit, let timeout, let poll else { return nil }
-        return ModbusDeviceSettings(name: name, endpoint: endpoint, unitId: unit, responseTimeout: timeout, pollInterval: poll, channels: channels)
+        return AgentConfig(
+            device: device, bank: bank, shift: shift, evidence: evidence, modbusDevices: devices, stoppageRules: rules,
+            sourceHash: Self.effectiveHash(sourceHash, templates: templatesUsed), sourceFile: file)
     }
 }

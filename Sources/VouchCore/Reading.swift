@@ -18,8 +18,11 @@ public struct Reading: Sendable, Equatable {
     /// Registers exactly as received, for disputes about decoding.
     public var rawWords: [UInt16]
     public var quality: ReadingQuality
+    /// The text of a `string` channel (a serial number, a firmware version); `value` is nil for those.
+    public var text: String?
 
-    public init(channel: String, time: ClockReading, value: Int64?, scaleExponent: Int64, unit: String, rawWords: [UInt16], quality: ReadingQuality) {
+    public init(channel: String, time: ClockReading, value: Int64?, scaleExponent: Int64, unit: String, rawWords: [UInt16], quality: ReadingQuality, text: String? = nil) {
+        self.text = text
         self.channel = channel
         self.time = time
         self.value = value

@@ -24,6 +24,13 @@ public struct ModbusError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A Modbus exception response: the device answered, so the connection is healthy.
     public var isDeviceException: Bool { errno > Self.enobase && errno <= Self.enobase + 11 }
 
+    /// The serial port itself failed or is missing (USB adapter unplugged): reopen it, don't just retry.
+    public var isPortGone: Bool { ["EIO", "ENXIO", "ENODEV", "EBADF", "ENOENT"].contains(errnoName) }
+
+    /// The device did not answer, or answered unreadably: the device (or the line) is in trouble, as
+    /// opposed to an exception, where the device is fine and refuses one request.
+    public var isCommunicationFailure: Bool { !isDeviceException }
+
     public var description: String {
         "\(operation): \(message) (\(errnoName))" + (hint.map { "; \($0)" } ?? "")
     }
@@ -40,6 +47,12 @@ public struct ModbusError: Error, Sendable, Equatable, CustomStringConvertible {
         case "EMBXSFAIL": "the device reported a failure; with a gateway, the unit id may not exist behind it"
         case "EMBXGPATH", "EMBXGTAR": "the Modbus gateway cannot reach the target unit: check the unit id and the serial side"
         case "EMBBADSLAVE": "a different unit answered: two devices may share one unit id"
+        case "EMBBADCRC": "an answer with a bad CRC: check baud rate and parity, A/B wiring, 120 Ω termination at both ends and biasing, and that no two devices share a unit id"
+        case "EMBBADDATA": "an answer that does not fit the request: check the baud rate and that only one master drives the line"
+        case "EIO", "ENXIO", "ENODEV": "the serial port failed (USB adapter unplugged or faulty): Vouch reopens it when it is back"
+        case "ENOENT": "no such serial port: check the path (prefer /dev/serial/by-id/…, which survives renumbering) and that the adapter is plugged in"
+        case "EACCES", "EPERM": "permission denied on the port: the vouch user needs group dialout"
+        case "EBUSY": "the serial port is in use by another program (a second agent, ModemManager, a terminal)"
         default: nil
         }
     }
@@ -58,7 +71,7 @@ public struct ModbusError: Error, Sendable, Equatable, CustomStringConvertible {
             EAGAIN: "EAGAIN", ENOMEM: "ENOMEM", EACCES: "EACCES", EBUSY: "EBUSY", ENODEV: "ENODEV", EINVAL: "EINVAL",
             EPIPE: "EPIPE", ENOTSOCK: "ENOTSOCK", ECONNABORTED: "ECONNABORTED", ECONNRESET: "ECONNRESET",
             ENOTCONN: "ENOTCONN", ETIMEDOUT: "ETIMEDOUT", ECONNREFUSED: "ECONNREFUSED", EHOSTUNREACH: "EHOSTUNREACH",
-            ENETUNREACH: "ENETUNREACH", EHOSTDOWN: "EHOSTDOWN", EADDRNOTAVAIL: "EADDRNOTAVAIL", EMFILE: "EMFILE",
+            ENETUNREACH: "ENETUNREACH", ENOTTY: "ENOTTY", EHOSTDOWN: "EHOSTDOWN", EADDRNOTAVAIL: "EADDRNOTAVAIL", EMFILE: "EMFILE",
         ]
         return system[errno] ?? "ERRNO_\(errno)"
     }

@@ -359,21 +359,30 @@ enum ExampleConfig {
         #expect(d.message.contains("http:// or https://"))
     }
 
-    @Test(arguments: ["rtu:///dev/ttyUSB0", "192.168.1.20:502", "tcp://"])
+    @Test(arguments: ["192.168.1.20:502", "tcp://", "serial:///dev/ttyUSB0", "tcp://host/path"])
     func badModbusURL(_ value: String) throws {
         let text = ExampleConfig.replacing("url = \"tcp://192.168.1.20:502\"", with: "url = \"\(value)\"")
         let d = try #require(single(text))
         #expect(d.position.line == line(of: value, in: text))
         #expect(d.message.contains("tcp://HOST:PORT"))
+        #expect(d.message.contains("rtu:///dev/"))
+    }
+
+    @Test(arguments: ["rtu://dev/ttyUSB0", "rtu://", "file://ttyUSB0"])
+    func serialURLNeedsAnAbsolutePath(_ value: String) throws {
+        let text = ExampleConfig.replacing("url = \"tcp://192.168.1.20:502\"", with: "url = \"\(value)\"")
+        let d = try #require(single(text))
+        #expect(d.position.line == line(of: value, in: text))
+        #expect(d.message.contains("absolute device path"))
     }
 
     // Same cascade bug as wrongTypeGivesOneDiagnosticAtTheValue: the dropped channel makes the stoppage
     // rule report "meter.power" as unknown.
     @Test func unknownRegisterKindListsTheValuesWithoutCascading() throws {
-        let text = ExampleConfig.replacing("register = \"input\"", with: "register = \"coil\"")
+        let text = ExampleConfig.replacing("register = \"input\"", with: "register = \"analog\"")
         let d = try #require(single(text))
-        #expect(d.position == position(of: "\"coil\"", in: text))
-        #expect(d.message.contains("holding, input"))
+        #expect(d.position == position(of: "\"analog\"", in: text))
+        #expect(d.message.contains("coil, discrete, holding, input"))
     }
 
     @Test func badIdentifier() throws {

@@ -9,7 +9,7 @@ struct FixedClock: AgentClock {
 }
 
 /// The poller turns every failure into a comm-error reading and keeps polling.
-@Suite(.serialized) struct ModbusPollerTests {
+@Suite(.serialized) struct ModbusBusPollerTests {
     func device(port: Int, channels: [ModbusChannelSettings]) -> ModbusDeviceSettings {
         ModbusDeviceSettings(name: "meter", endpoint: .tcp(host: "127.0.0.1", port: port), unitId: 1, responseTimeout: .milliseconds(200), pollInterval: .milliseconds(100), channels: channels)
     }
@@ -20,7 +20,7 @@ struct FixedClock: AgentClock {
     @Test func goodAndBadChannelsInOneCycle() async throws {
         let meter = try await SimulatedMeter.start()
         defer { meter.stop() }
-        let poller = ModbusPoller(device: device(port: meter.port, channels: [power, missing]), clock: FixedClock(), logger: Logger(label: "test"))
+        let poller = ModbusBusPoller(bus: ModbusBus.group([device(port: meter.port, channels: [power, missing])])[0], clock: FixedClock(), logger: Logger(label: "test"))
         let readings = await poller.pollOnce()
         try #require(readings.count == 2)
         #expect(readings[0].quality == .ok)
@@ -40,7 +40,7 @@ struct FixedClock: AgentClock {
     @Test func keepsPollingThroughFreezeAndOutage() async throws {
         let meter = try await SimulatedMeter.start()
         let port = meter.port
-        let poller = ModbusPoller(device: device(port: port, channels: [power]), clock: FixedClock(), logger: Logger(label: "test"))
+        let poller = ModbusBusPoller(bus: ModbusBus.group([device(port: port, channels: [power])])[0], clock: FixedClock(), logger: Logger(label: "test"))
         #expect(await poller.pollOnce()[0].quality == .ok)
         meter.freeze()
         #expect(await poller.pollOnce()[0].quality.code == "E_MODBUS_ETIMEDOUT")

@@ -4,9 +4,27 @@ import VouchCore
 @testable import VouchModbus
 
 /// libmodbus against a real pymodbus server: the failure modes a site really produces.
-@Suite(.serialized) struct ModbusTCPClientTests {
-    func client(_ port: Int, timeout: Duration = .milliseconds(300)) -> ModbusTCPClient {
-        ModbusTCPClient(endpoint: .tcp(host: "127.0.0.1", port: port), unitId: 1, responseTimeout: timeout)
+@Suite(.serialized) struct ModbusClientTests {
+    struct Client {
+        let client: ModbusClient
+        let timeout: Duration
+        func readRegisters(_ kind: ModbusRegisterKind, address: Int, count: Int) async throws(ModbusError) -> [UInt16] {
+            try await client.read(kind, unit: 1, address: address, count: count, timeout: timeout)
+        }
+    }
+
+    func client(_ port: Int, timeout: Duration = .milliseconds(300)) -> Client {
+        Client(client: ModbusClient(endpoint: .tcp(host: "127.0.0.1", port: port)), timeout: timeout)
+    }
+
+    func decode(_ words: [UInt16], _ type: ModbusDataType, _ order: ModbusByteOrder) -> Double? {
+        let channel = ModbusChannelSettings(id: "t", register: .holding, address: 0, dataType: type, byteOrder: order)
+        switch RegisterDecoding.decode(words, channel: channel) {
+        case .success(.float(let f)): return f
+        case .success(.unsigned(let u)): return Double(u)
+        case .success(.signed(let i)): return Double(i)
+        default: return nil
+        }
     }
 
     @Test func readsInputAndHoldingRegistersFromTheMeter() async throws {
@@ -14,13 +32,13 @@ import VouchCore
         defer { meter.stop() }
         let c = client(meter.port)
         let power = try await c.readRegisters(.input, address: 52, count: 2)
-        let watts = try #require(RegisterDecoding.decode(power, type: .float32, order: .abcd))
+        let watts = try #require(decode(power, .float32, .abcd))
         #expect((11_000...13_000).contains(watts), "meter plays ~12 kW, got \(watts)")
         let energy = try await c.readRegisters(.holding, address: 10, count: 2)
-        let wh = try #require(RegisterDecoding.decode(energy, type: .uint32, order: .cdab))
+        let wh = try #require(decode(energy, .uint32, .cdab))
         #expect(wh >= 1_234_000 && wh < 1_300_000, "energy counter starts at 1,234,000 Wh, got \(wh)")
         // Read in the wrong word order, the same registers give nonsense: the order really matters.
-        let swapped = try #require(RegisterDecoding.decode(energy, type: .uint32, order: .abcd))
+        let swapped = try #require(decode(energy, .uint32, .abcd))
         #expect(swapped != wh)
         let status = try await c.readRegisters(.holding, address: 0, count: 1)
         #expect(status == [1])
