@@ -97,6 +97,10 @@ let package = Package(
 
         // Size benchmark input (scripts/bench-evidence-size); not shipped.
         .executableTarget(name: "vouch-bench", dependencies: ["VouchEvidence"]),
+        // Modbus poll-throughput benchmark's Swift side (scripts/bench-modbus); not shipped.
+        .executableTarget(
+            name: "vouch-bench-modbus",
+            dependencies: ["VouchCore", "VouchModbus", .product(name: "Logging", package: "swift-log")]),
 
         // Tests mirror sources.
         .testTarget(name: "VouchEvidenceTests", dependencies: ["VouchEvidence"]),
@@ -119,7 +123,9 @@ let package = Package(
             ]),
         .testTarget(
             name: "VouchAgentTests",
-            dependencies: ["VouchAgent", "VouchCore", "VouchEvidence", "VouchStore", "VouchUplink", .product(name: "Logging", package: "swift-log")]),
+            dependencies: [
+                "VouchAgent", "VouchCore", "VouchEvidence", "VouchModbus", "VouchStore", "VouchUplink", .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
             name: "VouchBankTests",
             dependencies: [

@@ -9,8 +9,8 @@ import VouchUplink
 
 /// The running agent, assembled from a validated config. Tests build it the same way `vouch run` does.
 ///
-/// Services start in this order and stop in reverse: uplink, pipeline, pollers. So on SIGTERM the
-/// pollers stop first, the pipeline flushes open summaries, and the uplink seals what is left and
+/// Services start in this order and stop in reverse: uplink, pipeline, heartbeat, pollers (one per
+/// bus), control socket. So on SIGTERM the control socket closes and the pollers stop first, the pipeline flushes open summaries, and the uplink seals what is left and
 /// makes one last delivery attempt; the outbox closes last.
 public struct Agent: Sendable {
     public let config: AgentConfig
@@ -129,9 +129,14 @@ public struct Agent: Sendable {
             uplink, PipelineService(pipeline: pipeline),
             HeartbeatService(pipeline: pipeline, outbox: outbox, intervalMs: heartbeatMs, startedMonoMs: now.monoMs),
         ]
+        var clients: [String: ModbusClient] = [:]
         for bus in ModbusBus.group(config.modbusDevices) {
-            services.append(ModbusAcquisitionService(poller: ModbusBusPoller(bus: bus, clock: clock, logger: logger), pipeline: pipeline, logger: logger))
+            let poller = ModbusBusPoller(bus: bus, clock: clock, logger: logger)
+            clients[bus.endpoint.description] = poller.client
+            services.append(ModbusAcquisitionService(poller: poller, pipeline: pipeline, logger: logger))
         }
+        // Last to start, first to stop: the CLI's way to the buses the pollers own.
+        services.append(ControlServer(path: ControlSocket.path(dataDir: config.device.dataDir), deviceID: config.device.id, clients: clients, logger: logger))
         if config.bank.receiptKey == nil {
             logger.warning("no [bank] receipt_key: the bank's receipts are stored without checking their signature")
         }

@@ -134,6 +134,9 @@ extension ConfigDecoder {
             }
         }
 
+        if case .rtu = endpoint, let unit, !(1...247).contains(unit) {
+            report(d.table["unit_id"]?.position ?? d.position, "\"unit_id\" \(unit) cannot be polled on a serial line: use 1–247 (0 is broadcast, which no device answers)")
+        }
         var template: ModbusTemplate?
         if let templateName = string(d, "template", required: false, expected: "the name of a device template, e.g. \"eastron-sdm630\"") {
             template = loadTemplate(templateName, at: d.table["template"]?.position ?? d.position, directories: templateDirectories)
@@ -193,6 +196,7 @@ extension ConfigDecoder {
             unique.append(c)
         }
         guard let endpoint, let unit, let timeout, let poll, let pause, let maxGap, !deviceOrderBad else { return nil }
+        if endpoint.isSerial && !(1...247).contains(unit) { return nil }
         if endpoint.isSerial && serial == nil { return nil }
         if d.table["template"] != nil && template == nil { return nil }
         return ModbusDeviceSettings(

@@ -33,10 +33,12 @@ public struct ModbusBus: Sendable, Equatable {
 /// - Nothing stops the loop: every failure becomes readings with quality `.commError` (detectors and
 ///   the outbox see exactly which channel was unreadable when), and polling goes on.
 /// - A device that does not answer costs at most one response timeout per poll: its remaining
-///   requests in that poll are skipped. From its second failed poll on it is backed off (probed once
-///   after 2×, 4×, … its interval, at most ``maxBackoff``) and, on a shared bus, at most one backed-off
-///   device is probed per ``probeSpacing`` — so a silent unit never delays the others by more than one
-///   timeout per cycle. Meanwhile its channels still get a comm-error reading at every poll time.
+///   requests in that poll are skipped. From its second failed poll on it is backed off: tried again
+///   after 2×, 4×, … its interval (at most ``maxBackoff``), at most one backed-off device per
+///   ``probeSpacing``, and only when a whole timeout fits before the next poll of a healthy device —
+///   so a silent unit never delays the others by more than one timeout per cycle, and once backed off,
+///   not at all while the line has idle time. Meanwhile its channels still get a comm-error reading
+///   at every poll time.
 /// - A joined request the device refuses with an exception (it does not like reading across the
 ///   unused registers in between) is split into gapless requests, then single channels, for good.
 public struct ModbusBusPoller: Sendable {
@@ -79,17 +81,28 @@ public struct ModbusBusPoller: Sendable {
             do { try await Task.sleep(until: states[i].nextPoll, clock: .continuous) } catch { break }
             let now = ContinuousClock.now
             var readings: [Reading]
-            if let retryAt = states[i].retryAt, now < retryAt || (lastProbe.map { now - $0 < probeSpacing } ?? false) {
+            if let retryAt = states[i].retryAt, !mayProbe(i, states, retryAt: retryAt, lastProbe: lastProbe, now: now) {
                 readings = notPolled(states[i])
             } else {
-                let probing = states[i].retryAt != nil
-                if probing { lastProbe = now }
+                if states[i].retryAt != nil { lastProbe = now }
                 readings = await poll(&states[i])
             }
             await sink(readings)
             schedule(&states[i])
         }
         client.close()
+    }
+
+    /// Whether a backed-off device may be tried now: its backoff has passed, no other backed-off device
+    /// was tried within ``probeSpacing``, and a full response timeout fits before the next poll of a
+    /// healthy device on the bus — so a silent unit takes only idle time from the line. A probe that
+    /// never fits (a bus with no idle time) is made anyway once it is ``maxBackoff`` overdue.
+    func mayProbe(_ i: Int, _ states: [DeviceState], retryAt: ContinuousClock.Instant, lastProbe: ContinuousClock.Instant?, now: ContinuousClock.Instant) -> Bool {
+        guard now >= retryAt else { return false }
+        if let lastProbe, now - lastProbe < probeSpacing { return false }
+        let nextHealthy = states.indices.filter { $0 != i && states[$0].retryAt == nil }.map { states[$0].nextPoll }.min()
+        let fits = nextHealthy.map { now + states[i].device.responseTimeout <= $0 } ?? true
+        return fits || now - retryAt > Self.maxBackoff
     }
 
     /// One poll of every device of the bus, in order, with no backoff: `vouch modbus read --config`, tests.

@@ -1,0 +1,251 @@
+import Dispatch
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+import VouchCore
+import VouchModbus
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The agent's local control socket (`<data_dir>/vouch.sock`, mode 0660): the technician's CLI asks the
+/// running daemon instead of opening a port the daemon owns — two masters on one RS-485 line corrupt
+/// each other's frames.
+///
+/// Protocol: one JSON request line per connection, one JSON answer line (``ControlRequest``,
+/// ``ControlResponse``). Requests are served on a dispatch queue, never on the cooperative pool; a
+/// Modbus read goes through the bus's own client, whose lock serialises it with the poller's requests.
+public struct ControlRequest: Codable, Sendable, Equatable {
+    public var op: String
+    public var url: String?
+    public var unit: Int?
+    public var kind: String?
+    public var address: Int?
+    public var count: Int?
+    public var timeoutMs: Int?
+
+    public init(op: String, url: String? = nil, unit: Int? = nil, kind: String? = nil, address: Int? = nil, count: Int? = nil, timeoutMs: Int? = nil) {
+        self.op = op
+        self.url = url
+        self.unit = unit
+        self.kind = kind
+        self.address = address
+        self.count = count
+        self.timeoutMs = timeoutMs
+    }
+}
+
+public struct ControlResponse: Codable, Sendable, Equatable {
+    public var ok: Bool
+    public var code: String?
+    public var message: String?
+    public var device: String?
+    public var words: [UInt16]?
+    /// The endpoints whose buses this daemon owns (answer to "ping").
+    public var endpoints: [String]?
+
+    public static func failure(_ code: String, _ message: String) -> ControlResponse {
+        ControlResponse(ok: false, code: code, message: message)
+    }
+}
+
+public enum ControlSocket {
+    /// Where the daemon of a config listens.
+    public static func path(dataDir: String) -> String { dataDir + "/vouch.sock" }
+    /// Longest request line accepted.
+    static let maxRequest = 64 * 1024
+
+    /// Sends one request; nil when no daemon listens there (no socket, or a stale one).
+    public static func ask(_ request: ControlRequest, socketPath: String, timeout: Duration = .seconds(10)) throws(ControlClientError) -> ControlResponse? {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw ControlClientError("cannot create a socket: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var tv = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        guard var address = unixAddress(socketPath) else { throw ControlClientError("socket path \(socketPath) is too long") }
+        let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        if connected != 0 {
+            if [ENOENT, ECONNREFUSED].contains(errno) { return nil }
+            throw ControlClientError("cannot reach the daemon at \(socketPath): \(String(cString: strerror(errno)))\(errno == EACCES ? " (the user needs the vouch group)" : "")")
+        }
+        guard var line = try? JSONEncoder().encode(request) else { throw ControlClientError("cannot encode the request") }
+        line.append(0x0A)
+        guard writeAll(fd, line) else { throw ControlClientError("the daemon closed the connection: \(String(cString: strerror(errno)))") }
+        guard let answer = readLine(fd, limit: maxRequest * 4) else { throw ControlClientError("no answer from the daemon within \(timeout)") }
+        do { return try JSONDecoder().decode(ControlResponse.self, from: answer) } catch {
+            throw ControlClientError("the daemon's answer is not understood (\(error)); is the CLI the same version as the daemon?")
+        }
+    }
+
+    static func unixAddress(_ path: String) -> sockaddr_un? {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+        }
+        return address
+    }
+
+    static func writeAll(_ fd: Int32, _ data: Data) -> Bool {
+        data.withUnsafeBytes { raw -> Bool in
+            var offset = 0
+            while offset < raw.count {
+                let n = send(fd, raw.baseAddress?.advanced(by: offset), raw.count - offset, Int32(MSG_NOSIGNAL))
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return false }
+                offset += n
+            }
+            return true
+        }
+    }
+
+    /// Bytes up to the first newline; nil on EOF before one, a timeout, or more than `limit` bytes.
+    static func readLine(_ fd: Int32, limit: Int) -> Data? {
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while data.count <= limit {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return nil }
+            if let newline = buffer[0..<n].firstIndex(of: 0x0A) {
+                data.append(contentsOf: buffer[0..<newline])
+                return data
+            }
+            data.append(contentsOf: buffer[0..<n])
+        }
+        return nil
+    }
+}
+
+public struct ControlClientError: Error, Sendable, CustomStringConvertible {
+    public static let code = "E_CONTROL"
+    public let description: String
+    init(_ d: String) { description = d }
+}
+
+/// Serves the control socket while the agent runs; removes it on shutdown.
+final class ControlServer: Service, Sendable {
+    let path: String
+    let deviceID: String
+    /// Each bus's client, by endpoint text (`rtu:///dev/…`, `tcp://host:port`).
+    let clients: [String: ModbusClient]
+    let logger: Logger
+    private let listener = Mutex<Int32>(-1)
+    private let queue = DispatchQueue(label: "vouch.control", attributes: .concurrent)
+
+    init(path: String, deviceID: String, clients: [String: ModbusClient], logger: Logger) {
+        self.path = path
+        self.deviceID = deviceID
+        self.clients = clients
+        self.logger = logger
+    }
+
+    func run() async throws {
+        do { try listen() } catch {
+            // The agent's evidence matters more than the technician's shortcut: run on without the socket.
+            logger.error("control socket \(path) unavailable: \(error); `vouch` commands will open devices themselves")
+            try? await gracefulShutdown()
+            return
+        }
+        logger.info("control socket at \(path)")
+        try? await gracefulShutdown()
+        stop()
+    }
+
+    func listen() throws(ControlClientError) {
+        // A socket left by a daemon that died is stale; one that accepts belongs to a running daemon.
+        if FileManager.default.fileExists(atPath: path) {
+            if (try? ControlSocket.ask(ControlRequest(op: "ping"), socketPath: path, timeout: .seconds(1))) != nil {
+                throw ControlClientError("another agent is already serving \(path)")
+            }
+            unlink(path)
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw ControlClientError("socket: \(String(cString: strerror(errno)))") }
+        guard var address = ControlSocket.unixAddress(path) else {
+            close(fd)
+            throw ControlClientError("path too long for a Unix socket")
+        }
+        let old = umask(0o117)  // 0660: the daemon's user and group only
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        umask(old)
+        guard bound == 0, Glibc.listen(fd, 16) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw ControlClientError("bind/listen: \(reason)")
+        }
+        listener.withLock { $0 = fd }
+        let thread = Thread { [self] in acceptLoop(fd) }
+        thread.name = "vouch.control.accept"
+        thread.start()
+    }
+
+    private func acceptLoop(_ fd: Int32) {
+        while true {
+            let client = accept(fd, nil, nil)
+            if client < 0 {
+                if errno == EINTR || errno == ECONNABORTED { continue }
+                return  // the listener was shut down
+            }
+            queue.async { [self] in serve(client) }
+        }
+    }
+
+    func stop() {
+        let fd = listener.withLock { fd in
+            defer { fd = -1 }
+            return fd
+        }
+        guard fd >= 0 else { return }
+        shutdown(fd, Int32(SHUT_RDWR))
+        close(fd)
+        unlink(path)
+    }
+
+    private func serve(_ fd: Int32) {
+        defer { close(fd) }
+        var tv = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let response: ControlResponse
+        if let line = ControlSocket.readLine(fd, limit: ControlSocket.maxRequest) {
+            if let request = try? JSONDecoder().decode(ControlRequest.self, from: line) {
+                response = handle(request)
+            } else {
+                response = .failure("E_CONTROL_REQUEST", "not a control request (one JSON object per line)")
+            }
+        } else {
+            response = .failure("E_CONTROL_REQUEST", "no complete request line within 5 s (or longer than \(ControlSocket.maxRequest) bytes)")
+        }
+        guard var data = try? JSONEncoder().encode(response) else { return }
+        data.append(0x0A)
+        _ = ControlSocket.writeAll(fd, data)
+    }
+
+    func handle(_ request: ControlRequest) -> ControlResponse {
+        switch request.op {
+        case "ping":
+            return ControlResponse(ok: true, device: deviceID, endpoints: clients.keys.sorted())
+        case "modbus.read":
+            guard let url = request.url, let client = clients[url] else {
+                return .failure("E_CONTROL_NOT_OWNED", "this agent does not poll \(request.url ?? "(no url)")")
+            }
+            guard let kind = request.kind.flatMap(ModbusRegisterKind.init(configName:)), let unit = request.unit, let address = request.address, let count = request.count else {
+                return .failure("E_CONTROL_REQUEST", "modbus.read needs kind (coil|discrete|holding|input), unit, address and count")
+            }
+            let timeout = Duration.milliseconds(min(max(request.timeoutMs ?? 1_000, 10), 10_000))
+            do {
+                let words = try client.readBlocking(kind, unit: unit, address: address, count: count, timeout: timeout)
+                return ControlResponse(ok: true, device: deviceID, words: words)
+            } catch {
+                return ControlResponse(ok: false, code: error.code, message: error.description, device: deviceID)
+            }
+        default:
+            return .failure("E_CONTROL_OP", "unknown op \"\(request.op)\" (known: ping, modbus.read)")
+        }
+    }
+}
