@@ -209,6 +209,13 @@ enum ModbusCLI {
         return logger
     }
 
+    /// USB serial adapters are renumbered (ttyUSB0 becomes ttyUSB1 after a replug or a reboot), which
+    /// silently swaps which bus a config reads: say so when a --url names such a path.
+    static func noteRenumberingPath(_ endpoint: ModbusEndpoint) {
+        guard case .rtu(let path) = endpoint, path.hasPrefix("/dev/ttyUSB") || path.hasPrefix("/dev/ttyACM") else { return }
+        FileHandleOutput.standardError("note: \(path) may change after a replug or reboot; in the config, prefer its /dev/serial/by-id/… name (ls -l /dev/serial/by-id)")
+    }
+
     static var stderrIsTerminal: Bool { isatty(STDERR_FILENO) != 0 }
 
     /// Overwrites the current stderr line (progress on a terminal).

@@ -71,10 +71,11 @@ struct ModbusRead: ParsableCommand {
     @Flag(help: "Show a 2- or 4-register value decoded in all four byte orders.")
     var allOrders = false
 
-    @Option(help: ArgumentHelp("Engineering value = raw × scale + offset (default 1).", valueName: "x"))
+    // .unconditional: a negative value ("--offset -30") is a value, not an option.
+    @Option(parsing: .unconditional, help: ArgumentHelp("Engineering value = raw × scale + offset (default 1).", valueName: "x"))
     var scale: Double?
 
-    @Option(help: ArgumentHelp("Engineering value = raw × scale + offset (default 0).", valueName: "y"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Engineering value = raw × scale + offset (default 0).", valueName: "y"))
     var offset: Double?
 
     @Option(help: ArgumentHelp("Decimal places kept in the stored integer (0–9, default 0).", valueName: "d"))
@@ -244,6 +245,7 @@ struct ModbusRead: ParsableCommand {
     }
 
     func readURL(_ target: ModbusConnection, _ request: Request) throws {
+        if !json { ModbusCLI.noteRenumberingPath(target.endpoint) }
         let client = target.client()
         let words: [UInt16]
         do throws(ModbusError) {

@@ -95,7 +95,12 @@ struct ModbusScan: ParsableCommand {
     func validate() throws { _ = try job() }
 
     func run() throws {
-        switch try job() {
+        let job = try job()
+        switch job {
+        case .units(let target, _, _, _), .registers(let target, _, _, _):
+            if !json { ModbusCLI.noteRenumberingPath(target.endpoint) }
+        }
+        switch job {
         case .units(let target, let kind, let address, let ids): try scanUnits(target, kind: kind, address: address, units: ids)
         case .registers(let target, let kind, let range, let block): try scanRegisters(target, kind: kind, addresses: range, block: block)
         }
