@@ -344,6 +344,20 @@ def test_unit_scan_text_and_nobody_there(tcp_url):
     assert r.returncode == 69 and "no unit answered" in r.stderr
 
 
+def test_unit_scan_behind_a_gateway(tmp_path):
+    # A TCP gateway answers exception 0x0B for a unit it cannot reach: that is no device, not a device.
+    port = free_port()
+    peer = start_peer(tmp_path, LAYOUT, "--tcp", f"127.0.0.1:{port}", "--unknown-unit", "gateway")
+    try:
+        r = vouch("modbus", "scan", "--url", f"tcp://127.0.0.1:{port}", "--units", "1-5")
+        assert r.returncode == 0, r.stderr
+        assert "2 unit(s) answered of 5 probed: 1, 3; 3 silent (3 reported missing by the gateway)" in r.stdout
+        doc = json.loads(vouch("modbus", "scan", "--url", f"tcp://127.0.0.1:{port}", "--units", "1-5", "--json").stdout)
+        assert [a["unit"] for a in doc["answered"]] == [1, 3] and doc["silent"] == [2, 4, 5]
+    finally:
+        stop(peer)
+
+
 def test_unit_scan_over_rtu(rtu_url):
     doc = json.loads(vouch("modbus", "scan", "--url", rtu_url, "--units", "1-4", "--json").stdout)
     assert {a["unit"] for a in doc["answered"]} == {1, 3}
