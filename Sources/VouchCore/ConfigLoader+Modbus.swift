@@ -80,26 +80,25 @@ extension ConfigDecoder {
         let unit: Int
     }
 
-    /// "tcp://host[:port]", "rtu:///dev/…" or Telegraf's "file:///dev/…".
+    /// "tcp://host[:port]", "rtu:///dev/…" or Telegraf's "file:///dev/…" (the rules: ``ModbusEndpoint/parse(_:)``).
     mutating func modbusEndpoint(_ d: Section) -> ModbusEndpoint? {
-        let expected = "\"tcp://HOST:PORT\" (e.g. \"tcp://192.168.1.20:502\") or \"rtu:///dev/PORT\" (e.g. \"rtu:///dev/serial/by-id/usb-FTDI_…-port0\")"
+        let expected = ModbusEndpoint.urlExpected
         guard let url = string(d, "url", expected: expected) else { return nil }
         let at = d.table["url"]?.position ?? d.position
-        if url.hasPrefix("tcp://") {
-            if let parsed = URL(string: url), let host = parsed.host, !host.isEmpty, parsed.path.isEmpty || parsed.path == "/" {
-                let port = parsed.port ?? 502
-                if (1...65535).contains(port) { return .tcp(host: host, port: port) }
+        switch ModbusEndpoint.parse(url) {
+        case .success(let endpoint):
+            return endpoint
+        case .failure(let problem):
+            switch problem.kind {
+            case .portOutOfRange(let port):
                 report(at, "port \(port) in \"\(url)\" is out of range 1–65535")
-                return nil
+            case .needsDevicePath(let scheme):
+                report(at, "\"url\" \"\(url)\" needs an absolute device path after \(scheme), e.g. \"rtu:///dev/ttyUSB0\"; set line settings with baud_rate, parity, data_bits and stop_bits")
+            case .unrecognised:
+                report(at, "\"url\" in [modbus.device] is \"\(url)\"; expected \(expected)")
             }
-        } else if let scheme = ["rtu://", "file://"].first(where: { url.hasPrefix($0) }) {
-            let path = String(url.dropFirst(scheme.count))
-            if path.hasPrefix("/") && path.count > 1 && !path.contains("?") { return .rtu(path: path) }
-            report(at, "\"url\" \"\(url)\" needs an absolute device path after \(scheme), e.g. \"rtu:///dev/ttyUSB0\"; set line settings with baud_rate, parity, data_bits and stop_bits")
             return nil
         }
-        report(at, "\"url\" in [modbus.device] is \"\(url)\"; expected \(expected)")
-        return nil
     }
 
     mutating func decodeModbusDevice(_ d: Section, templateDirectories: [String], channelIDs: inout [String: SourcePosition]) -> ModbusDeviceSettings? {

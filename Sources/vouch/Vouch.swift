@@ -13,8 +13,9 @@ struct Vouch: AsyncParsableCommand {
               vouch config check /etc/vouch/vouch.toml
               vouch enroll --config /etc/vouch/vouch.toml > enrollment.json
               vouch run --config /etc/vouch/vouch.toml
+              vouch modbus scan --url tcp://192.168.1.20 --units 1-10
             """,
-        subcommands: [Run.self, ConfigCommand.self, Enroll.self, EvidenceCommand.self])
+        subcommands: [Run.self, ConfigCommand.self, Enroll.self, EvidenceCommand.self, ModbusCommand.self])
 }
 
 enum Logs {
