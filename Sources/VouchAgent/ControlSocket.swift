@@ -45,6 +45,9 @@ public struct ControlResponse: Codable, Sendable, Equatable {
     public var words: [UInt16]?
     /// The endpoints whose buses this daemon owns (answer to "ping").
     public var endpoints: [String]?
+    /// A failed Modbus read: the errno and what was attempted, so the CLI rebuilds the same ``ModbusError``.
+    public var errno: Int32?
+    public var operation: String?
 
     public static func failure(_ code: String, _ message: String) -> ControlResponse {
         ControlResponse(ok: false, code: code, message: message)
@@ -119,6 +122,38 @@ public enum ControlSocket {
             data.append(contentsOf: buffer[0..<n])
         }
         return nil
+    }
+}
+
+extension ControlSocket {
+    /// Reads through the running agent that owns `endpoint`'s bus; nil when no agent listens at
+    /// `socketPath` or it does not poll that endpoint (then the caller may open the port itself).
+    public static func modbusReader(for endpoint: ModbusEndpoint, socketPath: String) throws(ControlClientError) -> AgentModbusReader? {
+        guard let pong = try ask(ControlRequest(op: "ping"), socketPath: socketPath, timeout: .seconds(3)), pong.ok,
+            pong.endpoints?.contains(endpoint.description) == true
+        else { return nil }
+        return AgentModbusReader(socketPath: socketPath, endpoint: endpoint, device: pong.device ?? "?")
+    }
+}
+
+/// A Modbus read made by the running agent on the CLI's behalf, with the agent's own client.
+public struct AgentModbusReader: Sendable {
+    public let socketPath: String
+    public let endpoint: ModbusEndpoint
+    /// The agent's device id.
+    public let device: String
+
+    public func read(_ kind: ModbusRegisterKind, unit: Int, address: Int, count: Int, timeout: Duration) throws(ModbusError) -> [UInt16] {
+        let ms = Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let request = ControlRequest(op: "modbus.read", url: endpoint.description, unit: unit, kind: kind.rawValue, address: address, count: count, timeoutMs: ms)
+        let operation = "read \(kind.rawValue) \(address) (+\(count)) from unit \(unit) at \(endpoint) through the agent"
+        let answer: ControlResponse?
+        do { answer = try ControlSocket.ask(request, socketPath: socketPath, timeout: timeout + .seconds(5)) } catch {
+            throw ModbusError(errno: EIO, message: error.description, operation: operation)
+        }
+        guard let answer else { throw ModbusError(errno: ECONNREFUSED, message: "the agent stopped listening at \(socketPath)", operation: operation) }
+        if answer.ok, let words = answer.words { return words }
+        throw ModbusError(errno: answer.errno ?? EIO, message: answer.message ?? answer.code ?? "the agent refused", operation: answer.operation ?? operation)
     }
 }
 
@@ -242,7 +277,7 @@ final class ControlServer: Service, Sendable {
                 let words = try client.readBlocking(kind, unit: unit, address: address, count: count, timeout: timeout)
                 return ControlResponse(ok: true, device: deviceID, words: words)
             } catch {
-                return ControlResponse(ok: false, code: error.code, message: error.description, device: deviceID)
+                return ControlResponse(ok: false, code: error.code, message: error.message, device: deviceID, errno: error.errno, operation: error.operation)
             }
         default:
             return .failure("E_CONTROL_OP", "unknown op \"\(request.op)\" (known: ping, modbus.read)")

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CVouchSys
+import Synchronization
 import VouchEvidence
 
 /// The three times every record carries. Ordering and durations use `monoNs`; `wallNs` is for
@@ -43,8 +44,20 @@ public struct SystemClock: AgentClock {
         clock_gettime(CLOCK_REALTIME, &wall)
         return ClockReading(
             bootCount: bootCount, monoNs: Int64(mono.tv_sec) * 1_000_000_000 + Int64(mono.tv_nsec),
-            wallNs: Int64(wall.tv_sec) * 1_000_000_000 + Int64(wall.tv_nsec), quality: Self.kernelTimeQuality())
+            wallNs: Int64(wall.tv_sec) * 1_000_000_000 + Int64(wall.tv_nsec), quality: Self.cachedTimeQuality(atMonoNs: Int64(mono.tv_sec) * 1_000_000_000 + Int64(mono.tv_nsec)))
     }
+
+    /// The kernel's NTP state, asked at most every 250 ms: `adjtimex` is a real system call, and a poll
+    /// loop stamps thousands of readings a second. A step is still caught at once (the pipeline compares
+    /// wall and monotonic time at every reading); only the synchronised flag may be 250 ms old.
+    static func cachedTimeQuality(atMonoNs now: Int64) -> TimeQuality {
+        if let hit = qualityCache.withLock({ c in now - c.atNs < 250_000_000 && c.atNs != 0 ? c.quality : nil }) { return hit }
+        let quality = kernelTimeQuality()
+        qualityCache.withLock { $0 = (now, quality) }
+        return quality
+    }
+
+    private static let qualityCache = Mutex<(atNs: Int64, quality: TimeQuality)>((0, .unsynchronized))
 
     public static func kernelTimeQuality() -> TimeQuality {
         vouch_clock_synchronised() == 1 ? .synchronized : .unsynchronized

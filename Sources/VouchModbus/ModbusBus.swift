@@ -1,3 +1,8 @@
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
 import Logging
 import VouchCore
 
@@ -59,7 +64,7 @@ public struct ModbusBusPoller: Sendable {
     var probeSpacing: Duration { bus.devices.map(\.pollInterval).min() ?? .seconds(1) }
 
     /// Per-device state of the loop.
-    struct DeviceState {
+    struct DeviceState: Sendable {
         let device: ModbusDeviceSettings
         var plan: [ModbusRequest]
         var nextPoll: ContinuousClock.Instant
@@ -71,26 +76,63 @@ public struct ModbusBusPoller: Sendable {
         var latePolls = 0
     }
 
-    /// Polls until the task is cancelled, handing each device poll's readings to `sink`.
+    /// Polls until the task is cancelled, handing each device poll's readings to `sink`, in order.
+    ///
+    /// The loop runs on a thread of its own that blocks in libmodbus and sleeps on the monotonic clock
+    /// — one thread per bus, as in a firmware's bus task: no hop through a dispatch queue or the
+    /// cooperative pool per request, so the line is driven as fast as a bare C loop drives it
+    /// (scripts/bench-modbus). Readings reach `sink` through a bounded hand-off: when the consumer
+    /// falls ``handoffLimit`` polls behind, the loop waits for it (polls are delayed, never dropped).
+    /// Readings are passed on before each sleep; a loop with no time to sleep (polling flat out) passes
+    /// them on in groups, so the consumer is not woken for every request.
     public func run(sink: @Sendable ([Reading]) async -> Void) async {
+        let handoff = PollHandoff(limit: Self.handoffLimit)
+        let thread = Thread { [self] in
+            pollLoop(handoff)
+            handoff.finish()
+        }
+        thread.name = "vouch.modbus \(bus.endpoint)"
+        thread.start()
+        await withTaskCancellationHandler {
+            for await polls in handoff.stream {
+                for readings in polls {
+                    await sink(readings)
+                    handoff.consumed()
+                }
+            }
+        } onCancel: {
+            handoff.stop()
+        }
+        // The stream ends early on cancellation: wait for the thread itself (at most one response timeout)
+        // before closing the port, so it is not reopened behind our back.
+        handoff.stop()
+        await handoff.threadExited()
+        client.close()
+    }
+
+    /// Polls the consumer may fall behind before the loop waits for it.
+    static let handoffLimit = 256
+
+    /// The blocking poll loop (the bus's thread).
+    func pollLoop(_ handoff: PollHandoff) {
         let start = ContinuousClock.now
         var states = bus.devices.map { DeviceState(device: $0, plan: RequestPlanner.plan($0.channels, maxGap: $0.maxGap), nextPoll: start) }
         var lastProbe: ContinuousClock.Instant?
-        while !Task.isCancelled {
+        while !handoff.isStopped {
             guard let i = states.indices.min(by: { states[$0].nextPoll < states[$1].nextPoll }) else { return }
-            do { try await Task.sleep(until: states[i].nextPoll, clock: .continuous) } catch { break }
+            if states[i].nextPoll > .now { handoff.flush() }
+            if !handoff.sleep(until: states[i].nextPoll) { return }
             let now = ContinuousClock.now
             var readings: [Reading]
             if let retryAt = states[i].retryAt, !mayProbe(i, states, retryAt: retryAt, lastProbe: lastProbe, now: now) {
                 readings = notPolled(states[i])
             } else {
                 if states[i].retryAt != nil { lastProbe = now }
-                readings = await poll(&states[i])
+                readings = poll(&states[i], sleeper: handoff)
             }
-            await sink(readings)
+            if !handoff.deliver(readings) { return }
             schedule(&states[i])
         }
-        client.close()
     }
 
     /// Whether a backed-off device may be tried now: its backoff has passed, no other backed-off device
@@ -106,33 +148,45 @@ public struct ModbusBusPoller: Sendable {
     }
 
     /// One poll of every device of the bus, in order, with no backoff: `vouch modbus read --config`, tests.
+    /// Blocks a dispatch thread, not the caller's.
     public func pollOnce() async -> [Reading] {
-        var readings: [Reading] = []
-        for device in bus.devices {
-            var state = DeviceState(device: device, plan: RequestPlanner.plan(device.channels, maxGap: device.maxGap), nextPoll: .now)
-            readings += await poll(&state)
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                var readings: [Reading] = []
+                for device in bus.devices {
+                    var state = DeviceState(device: device, plan: RequestPlanner.plan(device.channels, maxGap: device.maxGap), nextPoll: .now)
+                    readings += poll(&state, sleeper: nil)
+                }
+                continuation.resume(returning: readings)
+            }
         }
-        return readings
     }
 
-    /// One poll of one device: its plan, request by request.
-    func poll(_ state: inout DeviceState) async -> [Reading] {
+    /// One poll of one device: its plan, request by request (blocking).
+    func poll(_ state: inout DeviceState, sleeper: PollHandoff?) -> [Reading] {
         let device = state.device
-        // Readings come back in config order, whatever order the plan reads them in.
-        var readings = [Reading?](repeating: nil, count: device.channels.count)
+        var readings: [Reading] = []
+        var order: [Int] = []
+        readings.reserveCapacity(device.channels.count)
+        order.reserveCapacity(device.channels.count)
+        func put(_ c: Int, _ r: Reading) {
+            readings.append(r)
+            order.append(c)
+        }
         var index = 0
         var failure: ModbusError?
         while index < state.plan.count {
+            if sleeper?.isStopped == true { break }
             let request = state.plan[index]
             if let failure {
-                for c in request.channels { readings[c] = failed(device.channels[c], failure, skippedUnit: device.unitId) }
+                for c in request.channels { put(c, failed(device.channels[c], failure, skippedUnit: device.unitId)) }
                 index += 1
                 continue
             }
             do {
-                let words = try await client.read(request.kind, unit: device.unitId, address: request.address, count: request.count, timeout: device.responseTimeout)
+                let words = try client.readBlocking(request.kind, unit: device.unitId, address: request.address, count: request.count, timeout: device.responseTimeout)
                 let time = clock.now()
-                for c in request.channels { readings[c] = reading(device.channels[c], request.slice(words, for: device.channels[c]), time) }
+                for c in request.channels { put(c, reading(device.channels[c], request.slice(words, for: device.channels[c]), time)) }
                 index += 1
             } catch {
                 if error.isDeviceException && request.channels.count > 1 {
@@ -144,11 +198,13 @@ public struct ModbusBusPoller: Sendable {
                     state.plan.replaceSubrange(index...index, with: split)
                     continue  // retry now, split
                 }
-                for c in request.channels { readings[c] = failed(device.channels[c], error) }
+                for c in request.channels { put(c, failed(device.channels[c], error)) }
                 if !error.isDeviceException { failure = error }
                 index += 1
             }
-            if device.pauseBetweenRequests > .zero { try? await Task.sleep(for: device.pauseBetweenRequests) }
+            if device.pauseBetweenRequests > .zero {
+                if let sleeper { _ = sleeper.sleep(until: .now + device.pauseBetweenRequests) } else { Thread.sleep(forTimeInterval: Self.seconds(device.pauseBetweenRequests)) }
+            }
         }
         if let failure {
             state.failures += 1
@@ -167,7 +223,9 @@ public struct ModbusBusPoller: Sendable {
             state.lastError = nil
             state.retryAt = nil
         }
-        return readings.compactMap { $0 }
+        // Config order, whatever order the plan read them in (usually the same: then nothing moves).
+        if zip(order, order.dropFirst()).allSatisfy({ $0 < $1 }) { return readings }
+        return order.indices.sorted { order[$0] < order[$1] }.map { readings[$0] }
     }
 
     /// The channels of a backed-off device at a poll time it skips: comm errors naming the last failure.
@@ -175,6 +233,8 @@ public struct ModbusBusPoller: Sendable {
         guard let error = state.lastError else { return [] }
         return state.device.channels.map { failed($0, error, skippedUnit: state.device.unitId) }
     }
+
+    static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
 
     private func schedule(_ state: inout DeviceState) {
         let interval = state.device.pollInterval
@@ -215,4 +275,156 @@ public struct ModbusBusPoller: Sendable {
             channel: channel.id, time: clock.now(), value: nil, scaleExponent: channel.scaleExponent, unit: channel.unit, rawWords: [],
             quality: .commError(code: error.code, message: message))
     }
+}
+
+/// Between a bus's poll thread and the task that consumes its readings: an unbounded stream with a
+/// bound kept by the producer (it waits while `limit` polls are not yet consumed), and a stop flag
+/// that wakes the producer's sleeps at once. Sleeps wait on a condition variable on CLOCK_MONOTONIC,
+/// so a wall-clock step never stretches or skips a poll.
+final class PollHandoff: @unchecked Sendable {
+    // @unchecked: `stopped`, `outstanding`, `exited` and `exitWaiter` are only read and written between
+    // `condition.lock()` and `condition.unlock()`; `pending` and `pendingSince` only by the poll thread
+    // (deliver, flush, finish); the stream's continuation is itself Sendable.
+    let stream: AsyncStream<[[Reading]]>
+    private let continuation: AsyncStream<[[Reading]]>.Continuation
+    /// Polls not yet passed on, and since when (touched by the poll thread only).
+    private var pending: [[Reading]] = []
+    private var pendingSince = ContinuousClock.now
+    private let limit: Int
+    private let condition = MonotonicCondition()
+    private var stopped = false
+    private var outstanding = 0
+
+    init(limit: Int) {
+        self.limit = limit
+        (stream, continuation) = AsyncStream.makeStream(of: [[Reading]].self, bufferingPolicy: .unbounded)
+    }
+
+    var isStopped: Bool { condition.locked { stopped } }
+
+    func stop() {
+        condition.locked { stopped = true }
+        condition.broadcast()
+    }
+
+    private var exited = false
+    private var exitWaiter: CheckedContinuation<Void, Never>?
+
+    /// Called by the thread as it ends.
+    func finish() {
+        flush()
+        continuation.finish()
+        let waiter = condition.locked { () -> CheckedContinuation<Void, Never>? in
+            exited = true
+            defer { exitWaiter = nil }
+            return exitWaiter
+        }
+        waiter?.resume()
+    }
+
+    /// Returns once the thread has ended (a checked continuation: cancellation does not cut it short).
+    func threadExited() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let done = condition.locked { () -> Bool in
+                if exited { return true }
+                exitWaiter = c
+                return false
+            }
+            if done { c.resume() }
+        }
+    }
+
+    /// Takes one poll's readings, first waiting while the consumer is `limit` polls behind; they are
+    /// passed on at the next ``flush()``, or at once when ``groupSize`` polls or ``groupAge`` have
+    /// accumulated. False once stopped.
+    func deliver(_ readings: [Reading]) -> Bool {
+        condition.lock()
+        while !stopped && outstanding >= limit {
+            condition.unlock()
+            flush()  // the consumer may be waiting for exactly these
+            condition.lock()
+            if !stopped && outstanding >= limit { condition.wait(until: .now + .milliseconds(100)) }
+        }
+        let ok = !stopped
+        if ok { outstanding += 1 }
+        condition.unlock()
+        guard ok else { return false }
+        if pending.isEmpty { pendingSince = .now }
+        pending.append(readings)
+        if pending.count >= Self.groupSize || ContinuousClock.now - pendingSince >= Self.groupAge { flush() }
+        return true
+    }
+
+    /// Passes on what has accumulated (the poll thread only).
+    func flush() {
+        guard !pending.isEmpty else { return }
+        continuation.yield(pending)
+        pending = []
+    }
+
+    static let groupSize = 32
+    static let groupAge: Duration = .milliseconds(20)
+
+    func consumed() {
+        condition.locked { outstanding -= 1 }
+        condition.broadcast()
+    }
+
+    /// Sleeps until `deadline` or until stopped; false when stopped.
+    func sleep(until deadline: ContinuousClock.Instant) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while !stopped && ContinuousClock.now < deadline { condition.wait(until: deadline) }
+        return !stopped
+    }
+}
+
+/// A pthread mutex and a condition variable that times out on CLOCK_MONOTONIC.
+final class MonotonicCondition: @unchecked Sendable {
+    // @unchecked: the pthread objects are allocated once, never moved, and used only through pthread
+    // calls, which are thread-safe by contract.
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(cond, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_cond_destroy(cond)
+        pthread_mutex_destroy(mutex)
+        cond.deallocate()
+        mutex.deallocate()
+    }
+
+    func lock() { pthread_mutex_lock(mutex) }
+    func unlock() { pthread_mutex_unlock(mutex) }
+
+    func locked<T>(_ body: () -> T) -> T {
+        lock()
+        defer { unlock() }
+        return body()
+    }
+
+    /// With the lock held: waits for a broadcast.
+    func wait() { pthread_cond_wait(cond, mutex) }
+
+    /// With the lock held: waits for a broadcast or until `deadline` (ContinuousClock, converted to a
+    /// CLOCK_MONOTONIC deadline).
+    func wait(until deadline: ContinuousClock.Instant) {
+        let remaining = deadline - ContinuousClock.now
+        guard remaining > .zero else { return }
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let ns = Int64(now.tv_nsec) + remaining.components.attoseconds / 1_000_000_000 + (remaining.components.seconds % 1_000_000) * 1_000_000_000
+        var until = timespec(tv_sec: now.tv_sec + Int(ns / 1_000_000_000), tv_nsec: Int(ns % 1_000_000_000))
+        pthread_cond_timedwait(cond, mutex, &until)
+    }
+
+    func broadcast() { pthread_cond_broadcast(cond) }
 }

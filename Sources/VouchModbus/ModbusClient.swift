@@ -66,12 +66,15 @@ public final class ModbusClient: Sendable {
 
     /// The blocking form, for command-line tools that own their thread.
     public func readBlocking(_ kind: ModbusRegisterKind, unit: Int, address: Int, count: Int, timeout: Duration) throws(ModbusError) -> [UInt16] {
-        let what = kind.isBit ? (kind == .coil ? "coils" : "discrete inputs") : "\(kind.rawValue) registers"
-        let operation = "read \(what) \(address)\(count > 1 ? "–\(address + count - 1)" : "") from unit \(unit) at \(endpoint)"
-        guard (1...kind.maxPerRequest).contains(count), (0...65535).contains(address), address + count <= 65536 else {
-            throw ModbusError(errno: EINVAL, message: "a read covers 1 to \(kind.maxPerRequest) \(kind.isBit ? "bits" : "registers") within 0–65535", operation: operation)
+        // Built only when something fails: a poll loop reads thousands of times a second.
+        func operation() -> String {
+            let what = kind.isBit ? (kind == .coil ? "coils" : "discrete inputs") : "\(kind.rawValue) registers"
+            return "read \(what) \(address)\(count > 1 ? "–\(address + count - 1)" : "") from unit \(unit) at \(endpoint)"
         }
-        guard (0...255).contains(unit) else { throw ModbusError(errno: EINVAL, message: "unit id must be 0–255", operation: operation) }
+        guard (1...kind.maxPerRequest).contains(count), (0...65535).contains(address), address + count <= 65536 else {
+            throw ModbusError(errno: EINVAL, message: "a read covers 1 to \(kind.maxPerRequest) \(kind.isBit ? "bits" : "registers") within 0–65535", operation: operation())
+        }
+        guard (0...255).contains(unit) else { throw ModbusError(errno: EINVAL, message: "unit id must be 0–255", operation: operation()) }
         return try state.withLock { (s: inout State) throws(ModbusError) -> [UInt16] in
             let ctx = try connectIfNeeded(&s)
             let micros = max(1_000, Self.micros(timeout))
@@ -98,12 +101,12 @@ public final class ModbusClient: Sendable {
                 }
             }
             if n < 0 {
-                let error = Self.lastError(operation)
+                let error = Self.lastError(operation())
                 recover(after: error, &s)
                 throw error
             }
             guard n == count else {
-                let error = ModbusError(errno: ModbusError.enobase + 16, message: "expected \(count) values, got \(n)", operation: operation)
+                let error = ModbusError(errno: ModbusError.enobase + 16, message: "expected \(count) values, got \(n)", operation: operation())
                 recover(after: error, &s)
                 throw error
             }

@@ -27,6 +27,18 @@ public enum RegisterDecoding {
         return ordered.flatMap { w in order.swapsBytes ? [UInt8(w & 0xFF), UInt8(w >> 8)] : [UInt8(w >> 8), UInt8(w & 0xFF)] }
     }
 
+    /// The words as one unsigned integer in `order` (what ``bytes(_:order:)`` spells out), without
+    /// allocating: this runs for every channel of every poll.
+    static func integer(_ words: [UInt16], order: ModbusByteOrder) -> UInt64 {
+        var u: UInt64 = 0
+        let n = words.count
+        for i in 0..<n {
+            let w = words[order.swapsWords && n > 1 ? n - 1 - i : i]
+            u = u << 16 | UInt64(order.swapsBytes ? w.byteSwapped : w)
+        }
+        return u
+    }
+
     /// Decodes what one channel read: registers in wire order, or one 0/1 word for a coil or discrete input.
     public static func decode(_ words: [UInt16], channel: ModbusChannelSettings) -> Result<Value, DecodeFailure> {
         guard words.count == channel.registerCount else {
@@ -35,8 +47,7 @@ public enum RegisterDecoding {
         if channel.register.isBit { return .success(.bool(words[0] != 0)) }
         if channel.dataType == .bool { return .success(.bool(words[0] >> UInt16(channel.bit ?? 0) & 1 == 1)) }
         if channel.dataType == .string { return .success(.text(text(words, order: channel.byteOrder))) }
-        let b = bytes(words, order: channel.byteOrder)
-        let u = b.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let u = integer(words, order: channel.byteOrder)
         switch channel.dataType {
         case .uint16, .uint32, .uint64: return .success(.unsigned(u))
         case .int16: return .success(.signed(Int64(Int16(bitPattern: UInt16(truncatingIfNeeded: u)))))

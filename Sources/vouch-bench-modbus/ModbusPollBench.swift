@@ -9,7 +9,7 @@ import VouchModbus
 /// server. COUNT u16 channels at ADDRESS… (the planner joins them into one COUNT-register request, as the
 /// C loop reads), poll interval 0. Prints one JSON line.
 ///
-/// Usage: vouch-bench-modbus --url URL [--unit 1] [--address 0] [--count 10] [--seconds 5] [--baud 9600]
+/// Usage: vouch-bench-modbus --url URL [--unit 1] [--address 0] [--count 10] [--seconds 5] [--baud 9600] [--layer poller|client]
 enum ModbusPollBench {
     static func run(_ arguments: [String]) async throws {
         var options: [String: String] = [:]
@@ -39,6 +39,20 @@ enum ModbusPollBench {
         let device = ModbusDeviceSettings(
             name: "bench", endpoint: endpoint, serial: serial, unitId: unit, responseTimeout: .seconds(1), pollInterval: .zero, maxGap: 0, channels: channels)
         guard RequestPlanner.plan(channels, maxGap: 0).count == 1 else { throw BenchUsage("--count must be 1–125 so one request covers it") }
+        if options["layer"] == "client" {
+            // Diagnostic: ModbusClient alone in a tight loop, to tell the wrapper's cost from the poller's.
+            let client = ModbusClient(endpoint: endpoint, serial: serial)
+            let deadline = ContinuousClock.now + .seconds(seconds)
+            var reads = 0, errors = 0
+            let started = ContinuousClock.now
+            while ContinuousClock.now < deadline {
+                do { _ = try client.readBlocking(.holding, unit: unit, address: address, count: count, timeout: .seconds(1)) } catch { errors += 1 }
+                reads += 1
+            }
+            let s = Double((ContinuousClock.now - started).components.attoseconds) / 1e18 + Double((ContinuousClock.now - started).components.seconds)
+            print("{\"tool\":\"vouch-client\",\"reads\":\(reads),\"errors\":\(errors),\"seconds\":\(String(format: "%.3f", s)),\"reads_per_s\":\(String(format: "%.1f", Double(reads) / s))}")
+            return
+        }
         let poller = ModbusBusPoller(bus: ModbusBus.group([device])[0], clock: SystemClock(bootCount: 0), logger: Logger(label: "bench"))
         let tally = Tally()
         let started = ContinuousClock.now

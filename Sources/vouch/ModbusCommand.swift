@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Logging
 import Synchronization
+import VouchAgent
 import VouchCore
 import VouchModbus
 
@@ -15,8 +16,9 @@ struct ModbusCommand: ParsableCommand {
         commandName: "modbus",
         abstract: "The technician's Modbus tools: read registers, find devices and registers, show the request plan.",
         discussion: """
-            Each subcommand talks to one device or one bus directly (not through a running agent), so stop the \
-            agent first when a serial port or a device allows only one master.
+            When the agent runs and polls the bus a --url names, read and scan go through it (its control socket, \
+            --agent-socket), so two masters never share one line; --direct opens the port regardless. With \
+            --config, read opens the configured devices itself: stop the agent first on a serial line.
 
             Exit status: 0 success; 64 a usage error (the message names the option and what it expects); \
             69 the device or port cannot be reached, or refused the read; 78 the config file is invalid.
@@ -66,6 +68,15 @@ struct ModbusConnectionOptions: ParsableArguments {
 
     @Option(help: ArgumentHelp("Unit id (slave id) of the device: 1–247 on a serial line, 0–255 over TCP (default 1).", valueName: "id"))
     var unit: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "The running agent's control socket. When that agent polls --url, reads go through it (two masters on one bus corrupt each other's frames).",
+            valueName: "path"))
+    var agentSocket = ControlSocket.path(dataDir: "/var/lib/vouch")
+
+    @Flag(help: "Open the port even when a running agent polls it (stop the agent first on a serial line).")
+    var direct = false
 
     static let standardBauds = [300, 600, 1200, 2400, 4800, 9600, 14400, 19200, 38400, 57600, 115200, 230400, 460800, 921600]
 
@@ -127,7 +138,7 @@ struct ModbusConnectionOptions: ParsableArguments {
         } else {
             guard (0...255).contains(unitID) else { throw ValidationError("--unit \(unitID) is out of range; expected 0–255 (usually 1, or 255 for some TCP devices)") }
         }
-        return ModbusConnection(endpoint: endpoint, serial: serial, timeout: responseTimeout, unit: unitID)
+        return ModbusConnection(endpoint: endpoint, serial: serial, timeout: responseTimeout, unit: unitID, agentSocket: direct ? nil : agentSocket)
     }
 
     static let urlHelp = "tcp://HOST[:PORT] (e.g. tcp://192.168.1.20:502) or rtu:///dev/PORT (e.g. rtu:///dev/serial/by-id/usb-FTDI_…-port0)"
@@ -159,11 +170,43 @@ struct ModbusConnection {
     let serial: SerialSettings?
     let timeout: Duration
     let unit: Int
+    /// Where to look for a running agent that owns this bus; nil with --direct.
+    let agentSocket: String?
 
-    func client() -> ModbusClient { ModbusClient(endpoint: endpoint, serial: serial, byteTimeout: nil) }
+    /// The running agent's reader when it polls this bus, else a client of our own.
+    func client() -> ModbusWire {
+        if let agentSocket {
+            do {
+                if let agent = try ControlSocket.modbusReader(for: endpoint, socketPath: agentSocket) {
+                    FileHandleOutput.standardError("note: the running agent (\(agent.device)) polls \(endpoint): reading through it (--direct to open the port anyway)")
+                    return .agent(agent)
+                }
+            } catch {
+                FileHandleOutput.standardError("note: could not ask the running agent (\(error)); opening \(endpoint) directly")
+            }
+        }
+        return .direct(ModbusClient(endpoint: endpoint, serial: serial, byteTimeout: nil))
+    }
 
     /// "tcp://10.0.0.5:502" or "rtu:///dev/ttyUSB0 (19200 8E1)".
     var summary: String { serial.map { "\(endpoint) (\($0.summary))" } ?? endpoint.description }
+}
+
+/// Reads on the wire, either with a client of our own or through the agent that owns the bus.
+enum ModbusWire {
+    case direct(ModbusClient)
+    case agent(AgentModbusReader)
+
+    func readBlocking(_ kind: ModbusRegisterKind, unit: Int, address: Int, count: Int, timeout: Duration) throws(ModbusError) -> [UInt16] {
+        switch self {
+        case .direct(let client): try client.readBlocking(kind, unit: unit, address: address, count: count, timeout: timeout)
+        case .agent(let agent): try agent.read(kind, unit: unit, address: address, count: count, timeout: timeout)
+        }
+    }
+
+    func close() {
+        if case .direct(let client) = self { client.close() }
+    }
 }
 
 /// Helpers the Modbus subcommands share.

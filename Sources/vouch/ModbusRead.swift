@@ -1,4 +1,5 @@
 import ArgumentParser
+import VouchAgent
 import VouchCore
 import VouchModbus
 
@@ -422,6 +423,14 @@ struct ModbusRead: ParsableCommand {
             devices = devices.filter { device.contains($0.name) }
         }
         let buses = ModbusBus.group(devices)
+        // Polling the config's devices while its agent polls them puts two masters on the bus.
+        if !connection.direct, let pong = try? ControlSocket.ask(ControlRequest(op: "ping"), socketPath: ControlSocket.path(dataDir: config.device.dataDir), timeout: .seconds(3)),
+            let owned = pong.endpoints, case let shared = buses.map(\.endpoint.description).filter(owned.contains), !shared.isEmpty
+        {
+            FileHandleOutput.standardError(
+                "error: the agent (\(pong.device ?? "?")) is running and polls \(shared.joined(separator: ", ")): reading them now would put a second master on the bus. Read single registers through it with `vouch modbus read --url \(shared[0]) --register … --address …`, stop the agent, or add --direct.")
+            throw ModbusCLI.unreachable
+        }
         let logger = ModbusCLI.stderrLogger()
         let clock = SystemClock(bootCount: 0)
         let readings = ModbusCLI.waitFor { () async -> [Reading] in

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Logging
 import Testing
@@ -72,6 +73,17 @@ import VouchCore
             pollInterval: .milliseconds(200), maxGap: maxGap, channels: channels)
     }
 
+    /// One blocking device poll, on a dispatch thread (never block the cooperative pool in a test).
+    func poll(_ poller: ModbusBusPoller, _ state: ModbusBusPoller.DeviceState) async -> ([Reading], ModbusBusPoller.DeviceState) {
+        await withCheckedContinuation { c in
+            DispatchQueue.global().async {
+                var s = state
+                let readings = poller.poll(&s, sleeper: nil)
+                c.resume(returning: (readings, s))
+            }
+        }
+    }
+
     @Test(arguments: PeerTransport.allCases)
     func everyTypeKindAndByteOrder(transport: PeerTransport) async throws {
         let (layout, expectations) = Self.fixture()
@@ -111,16 +123,14 @@ import VouchCore
         let d = device(endpoint, channels)
         #expect(RequestPlanner.plan(channels, maxGap: d.maxGap).count == 1, "the planner joins 0–10 across the hole")
         let poller = ModbusBusPoller(bus: ModbusBus.group([d])[0], clock: FixedClock(), logger: Logger(label: "test"))
-        var state = ModbusBusPoller.DeviceState(device: d, plan: RequestPlanner.plan(channels, maxGap: d.maxGap), nextPoll: .now)
-        let readings = await poller.poll(&state)
+        let (readings, state) = await poll(poller, ModbusBusPoller.DeviceState(device: d, plan: RequestPlanner.plan(channels, maxGap: d.maxGap), nextPoll: .now))
         #expect(readings.map(\.value) == [11, 12, 13])
         #expect(readings.allSatisfy { $0.quality == .ok })
         #expect(state.plan.map { [$0.address, $0.count] } == [[0, 2], [10, 1]], "gapless from now on")
         #expect(state.failures == 0, "an exception is the device talking: no backoff")
         // A register that really does not exist stays an error on its own channel only.
         let missing = ModbusChannelSettings(id: "m.r5", register: .holding, address: 5, dataType: .uint16)
-        var withMissing = ModbusBusPoller.DeviceState(device: device(endpoint, channels + [missing]), plan: RequestPlanner.plan(channels + [missing], maxGap: 16), nextPoll: .now)
-        let again = await poller.poll(&withMissing)
+        let (again, _) = await poll(poller, ModbusBusPoller.DeviceState(device: device(endpoint, channels + [missing]), plan: RequestPlanner.plan(channels + [missing], maxGap: 16), nextPoll: .now))
         #expect(again.map(\.value) == [11, 12, 13, nil])
         #expect(again[3].quality.code == "E_MODBUS_EMBXILADD")
     }
