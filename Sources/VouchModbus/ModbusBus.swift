@@ -95,8 +95,8 @@ public struct ModbusBusPoller: Sendable {
         thread.start()
         await withTaskCancellationHandler {
             for await polls in handoff.stream {
-                for readings in polls {
-                    await sink(readings)
+                for wire in polls {
+                    await sink(readings(wire))
                     handoff.consumed()
                 }
             }
@@ -123,14 +123,14 @@ public struct ModbusBusPoller: Sendable {
             if states[i].nextPoll > .now { handoff.flush() }
             if !handoff.sleep(until: states[i].nextPoll) { return }
             let now = ContinuousClock.now
-            var readings: [Reading]
+            let wire: WirePoll
             if let retryAt = states[i].retryAt, !mayProbe(i, states, retryAt: retryAt, lastProbe: lastProbe, now: now) {
-                readings = notPolled(states[i])
+                wire = notPolled(states[i])
             } else {
                 if states[i].retryAt != nil { lastProbe = now }
-                readings = poll(&states[i], sleeper: handoff)
+                wire = poll(&states[i], sleeper: handoff)
             }
-            if !handoff.deliver(readings) { return }
+            if !handoff.deliver(wire) { return }
             schedule(&states[i])
         }
     }
@@ -155,38 +155,44 @@ public struct ModbusBusPoller: Sendable {
                 var readings: [Reading] = []
                 for device in bus.devices {
                     var state = DeviceState(device: device, plan: RequestPlanner.plan(device.channels, maxGap: device.maxGap), nextPoll: .now)
-                    readings += poll(&state, sleeper: nil)
+                    readings += self.readings(poll(&state, sleeper: nil))
                 }
                 continuation.resume(returning: readings)
             }
         }
     }
 
+    /// What one device poll got from the wire, before any decoding: all the poll thread produces, so
+    /// the next request goes out while the consumer turns this into readings on another core.
+    struct WirePoll: Sendable {
+        let device: ModbusDeviceSettings
+        var results: [WireResult] = []
+    }
+
+    enum WireResult: Sendable {
+        case words(ModbusRequest, [UInt16], ClockReading)
+        /// `skipped`: not even asked, because the unit is failing.
+        case failed(ModbusRequest, ModbusError, skipped: Bool, ClockReading)
+    }
+
     /// One poll of one device: its plan, request by request (blocking).
-    func poll(_ state: inout DeviceState, sleeper: PollHandoff?) -> [Reading] {
+    func poll(_ state: inout DeviceState, sleeper: PollHandoff?) -> WirePoll {
         let device = state.device
-        var readings: [Reading] = []
-        var order: [Int] = []
-        readings.reserveCapacity(device.channels.count)
-        order.reserveCapacity(device.channels.count)
-        func put(_ c: Int, _ r: Reading) {
-            readings.append(r)
-            order.append(c)
-        }
+        var wire = WirePoll(device: device)
+        wire.results.reserveCapacity(state.plan.count)
         var index = 0
         var failure: ModbusError?
         while index < state.plan.count {
             if sleeper?.isStopped == true { break }
             let request = state.plan[index]
             if let failure {
-                for c in request.channels { put(c, failed(device.channels[c], failure, skippedUnit: device.unitId)) }
+                wire.results.append(.failed(request, failure, skipped: true, clock.now()))
                 index += 1
                 continue
             }
             do {
                 let words = try client.readBlocking(request.kind, unit: device.unitId, address: request.address, count: request.count, timeout: device.responseTimeout)
-                let time = clock.now()
-                for c in request.channels { put(c, reading(device.channels[c], request.slice(words, for: device.channels[c]), time)) }
+                wire.results.append(.words(request, words, clock.now()))
                 index += 1
             } catch {
                 if error.isDeviceException && request.channels.count > 1 {
@@ -198,7 +204,7 @@ public struct ModbusBusPoller: Sendable {
                     state.plan.replaceSubrange(index...index, with: split)
                     continue  // retry now, split
                 }
-                for c in request.channels { put(c, failed(device.channels[c], error)) }
+                wire.results.append(.failed(request, error, skipped: false, clock.now()))
                 if !error.isDeviceException { failure = error }
                 index += 1
             }
@@ -223,15 +229,40 @@ public struct ModbusBusPoller: Sendable {
             state.lastError = nil
             state.retryAt = nil
         }
-        // Config order, whatever order the plan read them in (usually the same: then nothing moves).
-        if zip(order, order.dropFirst()).allSatisfy({ $0 < $1 }) { return readings }
-        return order.indices.sorted { order[$0] < order[$1] }.map { readings[$0] }
+        return wire
     }
 
     /// The channels of a backed-off device at a poll time it skips: comm errors naming the last failure.
-    func notPolled(_ state: DeviceState) -> [Reading] {
-        guard let error = state.lastError else { return [] }
-        return state.device.channels.map { failed($0, error, skippedUnit: state.device.unitId) }
+    func notPolled(_ state: DeviceState) -> WirePoll {
+        guard let error = state.lastError else { return WirePoll(device: state.device) }
+        let now = clock.now()
+        return WirePoll(device: state.device, results: state.plan.map { .failed($0, error, skipped: true, now) })
+    }
+
+    /// Readings, in config order, from what a poll got on the wire.
+    func readings(_ wire: WirePoll) -> [Reading] {
+        let device = wire.device
+        var readings: [Reading] = []
+        var order: [Int] = []
+        readings.reserveCapacity(device.channels.count)
+        order.reserveCapacity(device.channels.count)
+        for result in wire.results {
+            switch result {
+            case .words(let request, let words, let time):
+                for c in request.channels {
+                    readings.append(reading(device.channels[c], request.slice(words, for: device.channels[c]), time))
+                    order.append(c)
+                }
+            case .failed(let request, let error, let skipped, let time):
+                for c in request.channels {
+                    readings.append(failed(device.channels[c], error, skippedUnit: skipped ? device.unitId : nil, time: time))
+                    order.append(c)
+                }
+            }
+        }
+        // Config order, whatever order the plan read them in (usually the same: then nothing moves).
+        if zip(order, order.dropFirst()).allSatisfy({ $0 < $1 }) { return readings }
+        return order.indices.sorted { order[$0] < order[$1] }.map { readings[$0] }
     }
 
     static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
@@ -269,10 +300,10 @@ public struct ModbusBusPoller: Sendable {
     }
 
     /// A failed channel; `skippedUnit` when it was not even asked because its unit is failing.
-    func failed(_ channel: ModbusChannelSettings, _ error: ModbusError, skippedUnit: Int? = nil) -> Reading {
+    func failed(_ channel: ModbusChannelSettings, _ error: ModbusError, skippedUnit: Int? = nil, time: ClockReading) -> Reading {
         let message = skippedUnit.map { "not polled: unit \($0) is failing (\(error))" } ?? error.description
         return Reading(
-            channel: channel.id, time: clock.now(), value: nil, scaleExponent: channel.scaleExponent, unit: channel.unit, rawWords: [],
+            channel: channel.id, time: time, value: nil, scaleExponent: channel.scaleExponent, unit: channel.unit, rawWords: [],
             quality: .commError(code: error.code, message: message))
     }
 }
@@ -285,10 +316,10 @@ final class PollHandoff: @unchecked Sendable {
     // @unchecked: `stopped`, `outstanding`, `exited` and `exitWaiter` are only read and written between
     // `condition.lock()` and `condition.unlock()`; `pending` and `pendingSince` only by the poll thread
     // (deliver, flush, finish); the stream's continuation is itself Sendable.
-    let stream: AsyncStream<[[Reading]]>
-    private let continuation: AsyncStream<[[Reading]]>.Continuation
+    let stream: AsyncStream<[ModbusBusPoller.WirePoll]>
+    private let continuation: AsyncStream<[ModbusBusPoller.WirePoll]>.Continuation
     /// Polls not yet passed on, and since when (touched by the poll thread only).
-    private var pending: [[Reading]] = []
+    private var pending: [ModbusBusPoller.WirePoll] = []
     private var pendingSince = ContinuousClock.now
     private let limit: Int
     private let condition = MonotonicCondition()
@@ -297,7 +328,7 @@ final class PollHandoff: @unchecked Sendable {
 
     init(limit: Int) {
         self.limit = limit
-        (stream, continuation) = AsyncStream.makeStream(of: [[Reading]].self, bufferingPolicy: .unbounded)
+        (stream, continuation) = AsyncStream.makeStream(of: [ModbusBusPoller.WirePoll].self, bufferingPolicy: .unbounded)
     }
 
     var isStopped: Bool { condition.locked { stopped } }
@@ -334,10 +365,10 @@ final class PollHandoff: @unchecked Sendable {
         }
     }
 
-    /// Takes one poll's readings, first waiting while the consumer is `limit` polls behind; they are
+    /// Takes one poll's wire results, first waiting while the consumer is `limit` polls behind; they are
     /// passed on at the next ``flush()``, or at once when ``groupSize`` polls or ``groupAge`` have
     /// accumulated. False once stopped.
-    func deliver(_ readings: [Reading]) -> Bool {
+    func deliver(_ wire: ModbusBusPoller.WirePoll) -> Bool {
         condition.lock()
         while !stopped && outstanding >= limit {
             condition.unlock()
@@ -350,7 +381,7 @@ final class PollHandoff: @unchecked Sendable {
         condition.unlock()
         guard ok else { return false }
         if pending.isEmpty { pendingSince = .now }
-        pending.append(readings)
+        pending.append(wire)
         if pending.count >= Self.groupSize || ContinuousClock.now - pendingSince >= Self.groupAge { flush() }
         return true
     }

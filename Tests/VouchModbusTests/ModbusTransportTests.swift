@@ -78,7 +78,7 @@ import VouchCore
         await withCheckedContinuation { c in
             DispatchQueue.global().async {
                 var s = state
-                let readings = poller.poll(&s, sleeper: nil)
+                let readings = poller.readings(poller.poll(&s, sleeper: nil))
                 c.resume(returning: (readings, s))
             }
         }
