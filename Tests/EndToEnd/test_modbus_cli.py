@@ -115,7 +115,7 @@ def tcp_url(tmp_path_factory):
 def pty_pair(tmp):
     """socat's two linked ptys: the peer opens A, vouch opens B."""
     if shutil.which("socat") is None:
-        pytest.skip("socat is not installed")
+        pytest.fail("socat is not installed: run scripts/setup (it installs socat)")
     a, b = tmp / "A", tmp / "B"
     proc = subprocess.Popen(["socat", "-d", "-d", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
