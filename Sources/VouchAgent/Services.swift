@@ -14,7 +14,7 @@ struct ModbusAcquisitionService: Service {
     func run() async throws {
         let bus = poller.bus
         for device in bus.devices {
-            let requests = RequestPlanner.plan(device.channels, maxGap: device.maxGap).count
+            let requests = RequestPlanner.plan(device: device).count
             logger.info(
                 "polling \(device.name) at \(device.endpoint)\(device.serial.map { " \($0.summary)" } ?? "") unit \(device.unitId) every \(device.pollInterval): \(device.channels.count) channel(s) in \(requests) request(s)")
         }

@@ -8,6 +8,7 @@ struct ModbusTemplate {
     let file: String
     let byteOrder: ModbusByteOrder
     let maxGap: Int?
+    let maxRegisters: Int?
     /// Channel names (without the device prefix) in template order.
     let channels: [ModbusChannelSettings]
     let positions: [String: SourcePosition]
@@ -15,7 +16,8 @@ struct ModbusTemplate {
 
 extension ConfigDecoder {
     static let deviceKeys = [
-        "name", "url", "unit_id", "timeout", "byte_timeout", "poll_interval", "pause_between_requests", "max_gap", "template", "byte_order",
+        "name", "url", "unit_id", "timeout", "byte_timeout", "poll_interval", "pause_between_requests", "max_gap", "max_registers", "template",
+        "byte_order",
         "baud_rate", "parity", "data_bits", "stop_bits", "rs485", "rts", "channel",
     ]
     static let serialKeys = ["baud_rate", "parity", "data_bits", "stop_bits", "rs485", "rts", "byte_timeout"]
@@ -141,6 +143,7 @@ extension ConfigDecoder {
             template = loadTemplate(templateName, at: d.table["template"]?.position ?? d.position, directories: templateDirectories)
         }
         let maxGap = integer(d, "max_gap", range: 0...124, default: template?.maxGap ?? ModbusDeviceSettings.defaultMaxGap)
+        let maxRegisters = integer(d, "max_registers", range: 1...125, default: template?.maxRegisters ?? ModbusDeviceSettings.protocolMaxRegisters)
 
         let channelSections = tableArray(d.table, "channel", name: "modbus.device.channel", known: Self.channelKeys)
         if channelSections.isEmpty, d.table["channel"] == nil, d.table["template"] == nil {
@@ -194,13 +197,20 @@ extension ConfigDecoder {
             channelIDs[c.id] = at
             unique.append(c)
         }
-        guard let endpoint, let unit, let timeout, let poll, let pause, let maxGap, !deviceOrderBad else { return nil }
+        if let maxRegisters {
+            for c in unique where !c.register.isBit && c.registerCount > maxRegisters {
+                report(
+                    origin[String(c.id.dropFirst(name.count + 1))] ?? d.table["max_registers"]?.position ?? d.position,
+                    "channel \"\(c.id)\" needs \(c.registerCount) registers, more than this device's max_registers \(maxRegisters)")
+            }
+        }
+        guard let endpoint, let unit, let timeout, let poll, let pause, let maxGap, let maxRegisters, !deviceOrderBad else { return nil }
         if endpoint.isSerial && !(1...247).contains(unit) { return nil }
         if endpoint.isSerial && serial == nil { return nil }
         if d.table["template"] != nil && template == nil { return nil }
         return ModbusDeviceSettings(
             name: name, endpoint: endpoint, serial: serial, unitId: unit, responseTimeout: timeout, byteTimeout: byteTimeout, pollInterval: poll,
-            pauseBetweenRequests: pause, maxGap: maxGap, template: template?.name, channels: unique)
+            pauseBetweenRequests: pause, maxGap: maxGap, maxRegisters: maxRegisters, template: template?.name, channels: unique)
     }
 
     static func parity(_ text: String) -> SerialSettings.Parity? {
@@ -294,11 +304,12 @@ extension ConfigDecoder {
             report(position, "template \"\(name)\" (\(path)) has errors, listed below")
             return nil
         }
-        let top = Section(table: table, name: "template \(name)", position: SourcePosition(line: 1, column: 1), known: ["description", "byte_order", "max_gap", "channel"])
+        let top = Section(table: table, name: "template \(name)", position: SourcePosition(line: 1, column: 1), known: ["description", "byte_order", "max_gap", "max_registers", "channel"])
         inner.checkUnknown(top)
         _ = inner.string(top, "description", required: false)
         let order = inner.choice(top, "byte_order", ModbusByteOrder.self, default: .abcd, parse: { ModbusByteOrder(rawValue: $0.uppercased()) }) ?? .abcd
         let maxGap = top.table["max_gap"] == nil ? nil : inner.integer(top, "max_gap", range: 0...124, required: false)
+        let maxRegisters = top.table["max_registers"] == nil ? nil : inner.integer(top, "max_registers", range: 1...125, required: false)
         var channels: [ModbusChannelSettings] = []
         var positions: [String: SourcePosition] = [:]
         let sections = inner.tableArray(table, "channel", name: "channel", known: Self.channelKeys)
@@ -319,7 +330,7 @@ extension ConfigDecoder {
             return nil
         }
         templatesUsed.append((name, Digest256.sha256Hex(Array(data))))
-        let template = ModbusTemplate(name: name, file: path, byteOrder: order, maxGap: maxGap, channels: channels, positions: [:])
+        let template = ModbusTemplate(name: name, file: path, byteOrder: order, maxGap: maxGap, maxRegisters: maxRegisters, channels: channels, positions: [:])
         templateCache[name] = template
         return template
     }

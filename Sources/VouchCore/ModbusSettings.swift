@@ -134,17 +134,22 @@ public struct ModbusDeviceSettings: Sendable, Equatable {
     public var pauseBetweenRequests: Duration
     /// Unused registers (or bits) the planner may read across to join two channels into one request.
     public var maxGap: Int
+    /// Most registers one read may cover: the protocol's 125, or less for devices with a smaller
+    /// limit (their manuals say; a longer read gets an exception).
+    public var maxRegisters: Int
     /// The `boards/modbus` template the channels came from, if any.
     public var template: String?
     public var channels: [ModbusChannelSettings]
 
     public static let defaultMaxGap = 16
+    public static let protocolMaxRegisters = 125
 
     public init(
         name: String, endpoint: ModbusEndpoint, serial: SerialSettings? = nil, unitId: Int, responseTimeout: Duration, byteTimeout: Duration? = nil,
-        pollInterval: Duration, pauseBetweenRequests: Duration = .zero, maxGap: Int = ModbusDeviceSettings.defaultMaxGap, template: String? = nil,
-        channels: [ModbusChannelSettings]
+        pollInterval: Duration, pauseBetweenRequests: Duration = .zero, maxGap: Int = ModbusDeviceSettings.defaultMaxGap,
+        maxRegisters: Int = ModbusDeviceSettings.protocolMaxRegisters, template: String? = nil, channels: [ModbusChannelSettings]
     ) {
+        self.maxRegisters = maxRegisters
         self.name = name
         self.endpoint = endpoint
         self.serial = serial

@@ -116,7 +116,7 @@ public struct ModbusBusPoller: Sendable {
     /// The blocking poll loop (the bus's thread).
     func pollLoop(_ handoff: PollHandoff) {
         let start = ContinuousClock.now
-        var states = bus.devices.map { DeviceState(device: $0, plan: RequestPlanner.plan($0.channels, maxGap: $0.maxGap), nextPoll: start) }
+        var states = bus.devices.map { DeviceState(device: $0, plan: RequestPlanner.plan(device: $0), nextPoll: start) }
         var lastProbe: ContinuousClock.Instant?
         while !handoff.isStopped {
             guard let i = states.indices.min(by: { states[$0].nextPoll < states[$1].nextPoll }) else { return }
@@ -154,7 +154,7 @@ public struct ModbusBusPoller: Sendable {
             DispatchQueue.global().async {
                 var readings: [Reading] = []
                 for device in bus.devices {
-                    var state = DeviceState(device: device, plan: RequestPlanner.plan(device.channels, maxGap: device.maxGap), nextPoll: .now)
+                    var state = DeviceState(device: device, plan: RequestPlanner.plan(device: device), nextPoll: .now)
                     readings += self.readings(poll(&state, sleeper: nil))
                 }
                 continuation.resume(returning: readings)

@@ -41,7 +41,13 @@ public struct ModbusRequest: Sendable, Equatable {
 /// Overlapping channels (a bit and the word holding it) share one read. The plan is deterministic:
 /// requests in function-code order, then by address.
 public enum RequestPlanner {
-    public static func plan(_ channels: [ModbusChannelSettings], maxGap: Int) -> [ModbusRequest] {
+    /// A device's plan, within its own request limit.
+    public static func plan(device: ModbusDeviceSettings) -> [ModbusRequest] {
+        plan(device.channels, maxGap: device.maxGap, maxRegisters: device.maxRegisters)
+    }
+
+    /// `maxRegisters` lowers the 125-register limit of holding/input reads (bits keep 2000).
+    public static func plan(_ channels: [ModbusChannelSettings], maxGap: Int, maxRegisters: Int = 125) -> [ModbusRequest] {
         let order = channels.indices.sorted { a, b in
             let x = channels[a], y = channels[b]
             return (x.register, x.address, a) < (y.register, y.address, b)
@@ -52,7 +58,7 @@ public enum RequestPlanner {
             let end = c.address + c.registerCount
             let gapAllowed = c.register.isBit ? maxGap * 16 : maxGap
             if var last = requests.last, last.kind == c.register, c.address - (last.address + last.count) <= gapAllowed,
-                max(last.address + last.count, end) - last.address <= c.register.maxPerRequest
+                max(last.address + last.count, end) - last.address <= (c.register.isBit ? c.register.maxPerRequest : min(c.register.maxPerRequest, maxRegisters))
             {
                 last.count = max(last.address + last.count, end) - last.address
                 last.channels.append(i)
@@ -87,7 +93,7 @@ public enum RequestPlanner {
 
     /// A device's plan as text: a header line, then one line per request.
     public static func describe(device: ModbusDeviceSettings) -> [String] {
-        let requests = plan(device.channels, maxGap: device.maxGap)
+        let requests = plan(device: device)
         func plural(_ n: Int, _ word: String) -> String { "\(n) \(word)\(n == 1 ? "" : "s")" }
         return ["\(device.name) (\(plural(device.channels.count, "channel")), \(plural(requests.count, "request")))"] + describe(requests, channels: device.channels)
     }

@@ -36,7 +36,7 @@ struct ModbusPlan: ParsableCommand {
         let settings = try ModbusCLI.loadConfig(config)
         if json {
             let devices: [CLIJSON] = settings.modbusDevices.map { d in
-                let requests = RequestPlanner.plan(d.channels, maxGap: d.maxGap)
+                let requests = RequestPlanner.plan(device: d)
                 return .object([
                     "name": .string(d.name), "url": .string(d.endpoint.description), "unit": .int(Int64(d.unitId)), "channels": .int(Int64(d.channels.count)),
                     "requests": .array(requests.map { r in
@@ -53,7 +53,7 @@ struct ModbusPlan: ParsableCommand {
         }
         for (i, d) in settings.modbusDevices.enumerated() {
             if i > 0 { print("") }
-            let requests = RequestPlanner.plan(d.channels, maxGap: d.maxGap)
+            let requests = RequestPlanner.plan(device: d)
             let lines = RequestPlanner.describe(device: d)
             print("\(lines.first ?? d.name) — unit \(d.unitId) at \(d.serial.map { "\(d.endpoint) (\($0.summary))" } ?? d.endpoint.description)")
             for line in lines.dropFirst() { print("  \(line)") }

@@ -114,6 +114,13 @@ struct ModbusConfigTests {
         #expect(d.first?.message.contains(message) == true, "\(d.first?.message ?? "")")
     }
 
+    @Test func aChannelLongerThanTheDevicesLimitIsRefused() throws {
+        let text = Self.head + Self.device("max_registers = 4\n[[modbus.device.channel]]\nname = \"serial\"\nregister = \"holding\"\naddress = 0\ntype = \"string\"\nlength = 8")
+        let d = configDiagnostics(text)
+        #expect(d.map(\.message) == ["channel \"m.serial\" needs 8 registers, more than this device's max_registers 4"])
+        #expect(d.first?.position == position(of: "\"serial\"", in: text))
+    }
+
     @Test func everyTypeAndKindIsAccepted() throws {
         let channels = [
             ("c", "coil", "", 0), ("d", "discrete", "", 0), ("b", "holding", "type = \"bool\"\nbit = 15", 1), ("u16", "holding", "type = \"UINT16\"", 2),
