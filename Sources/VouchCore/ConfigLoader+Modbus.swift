@@ -258,7 +258,7 @@ extension ConfigDecoder {
             if type != .string && c.table["length"] != nil {
                 problem("length", "\"length\" in \(place) applies only to type \"string\"; \(type.rawValue) has a fixed size")
             }
-            if type == .string, let order, order.swapsWords {
+            if type == .string, let order, order.swapsWords, c.table["byte_order"] != nil {
                 problem("byte_order", "byte_order \(order.rawValue) in \(place) does not apply to a string: use ABCD (first character in the high byte) or BADC (low byte first)")
             }
             if type == .bool || type == .string {
@@ -274,7 +274,9 @@ extension ConfigDecoder {
         if c.table["bit"] != nil && bit == nil || c.table["length"] != nil && length == nil { ok = false }
         guard ok, let name, let register, let address, let type, let order, let scale, let offset, let decimals, let unit else { return (name, nil) }
         return (name, ModbusChannelSettings(
-            id: name, register: register, address: address, dataType: type, byteOrder: type == .string || type == .bool ? (order.swapsBytes ? .badc : .abcd) : order,
+            id: name, register: register, address: address, dataType: type,
+            // A device's or template's default order is for its numbers; text and bits take their own or ABCD.
+            byteOrder: type == .string || type == .bool ? (c.table["byte_order"] != nil && order.swapsBytes ? .badc : .abcd) : order,
             bit: bit, length: length, scale: scale, offset: offset, decimals: decimals, unit: unit))
     }
 

@@ -637,3 +637,33 @@ def test_help_has_examples(sub):
         assert f"rtu://{SERIAL_EXAMPLE}" in r.stdout
     top = vouch("modbus", "--help")
     assert f"{sub} " in top.stdout and "Examples:" in top.stdout
+
+
+def test_the_readme_modbus_example_is_a_valid_config(tmp_path):
+    """README.md's Modbus configuration, as printed, passes `vouch config check` and plans as it says."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("[modbus]\ntemplates = ")
+    end = readme.index("[[stoppage]]", start)
+    modbus = readme[start:end].replace('templates = "/usr/share/vouch/modbus"', f'templates = "{ROOT / "boards" / "modbus"}"')
+    config = tmp_path / "vouch.toml"
+    config.write_text(f"""
+[device]
+id = "readme"
+data_dir = "{tmp_path}"
+
+[bank]
+url = "http://127.0.0.1:9"
+
+[shift]
+start = "06:00"
+end = "22:00"
+
+{modbus}
+""")
+    check = vouch("config", "check", config)
+    assert check.returncode == 0, check.stderr
+    plan = json.loads(vouch("modbus", "plan", "--config", config, "--json").stdout)
+    devices = {d["name"]: d for d in plan["devices"]}
+    assert set(devices) == {"main_meter", "scale", "press"}
+    assert devices["main_meter"]["channels"] == 30 and len(devices["main_meter"]["requests"]) <= 10
+    assert all(r["count"] <= 60 for r in devices["main_meter"]["requests"])

@@ -114,6 +114,13 @@ struct ModbusConfigTests {
         #expect(d.first?.message.contains(message) == true, "\(d.first?.message ?? "")")
     }
 
+    // Found by the README's own example: a device-wide CDAB made its string channel an error.
+    @Test func aDeviceWideWordOrderDoesNotApplyToText() throws {
+        let text = Self.head + Self.device("byte_order = \"CDAB\"\n[[modbus.device.channel]]\nname = \"fw\"\nregister = \"holding\"\naddress = 0\ntype = \"string\"\nlength = 4\n" + Self.channel)
+        let d = try load(text).modbusDevices[0]
+        #expect(d.channels.map(\.byteOrder) == [.abcd, .cdab])
+    }
+
     @Test func aChannelLongerThanTheDevicesLimitIsRefused() throws {
         let text = Self.head + Self.device("max_registers = 4\n[[modbus.device.channel]]\nname = \"serial\"\nregister = \"holding\"\naddress = 0\ntype = \"string\"\nlength = 8")
         let d = configDiagnostics(text)
