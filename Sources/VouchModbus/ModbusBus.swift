@@ -85,7 +85,7 @@ public struct ModbusBusPoller: Sendable {
     /// falls ``handoffLimit`` polls behind, the loop waits for it (polls are delayed, never dropped).
     /// Readings are passed on before each sleep; a loop with no time to sleep (polling flat out) passes
     /// them on in groups, so the consumer is not woken for every request.
-    public func run(sink: @Sendable ([Reading]) async -> Void) async {
+    public func run(sink: @escaping @Sendable ([Reading]) async -> Void) async {
         let handoff = PollHandoff(limit: Self.handoffLimit)
         let thread = Thread { [self] in
             pollLoop(handoff)
@@ -93,19 +93,23 @@ public struct ModbusBusPoller: Sendable {
         }
         thread.name = "vouch.modbus \(bus.endpoint)"
         thread.start()
-        await withTaskCancellationHandler {
+        // The consumer is not cancelled with us: on shutdown the thread stops, passes on what it read, and
+        // ends the stream, and everything read from the wire reaches `sink` before this returns.
+        let consumer = Task {
             for await polls in handoff.stream {
                 for wire in polls {
                     await sink(readings(wire))
                     handoff.consumed()
                 }
             }
+        }
+        await withTaskCancellationHandler {
+            await consumer.value
         } onCancel: {
             handoff.stop()
         }
-        // The stream ends early on cancellation: wait for the thread itself (at most one response timeout)
-        // before closing the port, so it is not reopened behind our back.
-        handoff.stop()
+        // Wait for the thread itself (at most one response timeout) before closing the port, so it is not
+        // reopened behind our back.
         await handoff.threadExited()
         client.close()
     }
@@ -367,7 +371,7 @@ final class PollHandoff: @unchecked Sendable {
 
     /// Takes one poll's wire results, first waiting while the consumer is `limit` polls behind; they are
     /// passed on at the next ``flush()``, or at once when ``groupSize`` polls or ``groupAge`` have
-    /// accumulated. False once stopped.
+    /// accumulated. False once stopped (the readings are still passed on).
     func deliver(_ wire: ModbusBusPoller.WirePoll) -> Bool {
         condition.lock()
         while !stopped && outstanding >= limit {
@@ -376,14 +380,14 @@ final class PollHandoff: @unchecked Sendable {
             condition.lock()
             if !stopped && outstanding >= limit { condition.wait(until: .now + .milliseconds(100)) }
         }
-        let ok = !stopped
-        if ok { outstanding += 1 }
+        outstanding += 1
+        let stopping = stopped
         condition.unlock()
-        guard ok else { return false }
+        // Read from the wire is passed on, even when stopping: the consumer drains the stream to its end.
         if pending.isEmpty { pendingSince = .now }
         pending.append(wire)
-        if pending.count >= Self.groupSize || ContinuousClock.now - pendingSince >= Self.groupAge { flush() }
-        return true
+        if stopping || pending.count >= Self.groupSize || ContinuousClock.now - pendingSince >= Self.groupAge { flush() }
+        return !stopping
     }
 
     /// Passes on what has accumulated (the poll thread only).

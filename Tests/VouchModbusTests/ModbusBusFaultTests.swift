@@ -75,6 +75,56 @@ import VouchCore
         #expect(try await client.read(.holding, unit: 1, address: 0, count: 1, timeout: .milliseconds(500)) == [42])
     }
 
+    /// Counts the poll thread's time stamps: one per request answered (or failed).
+    final class CountingClock: AgentClock {
+        let calls = Mutex(0)
+        func now() -> ClockReading {
+            calls.withLock { $0 += 1 }
+            return FixedClock().now()
+        }
+    }
+
+    /// Polling flat out, then shut down: every request that got an answer reaches the sink before `run`
+    /// returns, including the last group the thread had not yet passed on (found by review: the stream
+    /// ended on cancellation and dropped them).
+    @Test func shutdownPassesOnEverythingReadFromTheWire() async throws {
+        let served = try await ServedLayout.start(try ModbusPeer.write([1: ["holding": [0: [9]]]]), over: .tcp)
+        defer { served.stop() }
+        let device = ModbusDeviceSettings(
+            name: "a", endpoint: served.endpoint.modbus, unitId: 1, responseTimeout: .milliseconds(500), pollInterval: .zero,
+            channels: [ModbusChannelSettings(id: "a.r0", register: .holding, address: 0, dataType: .uint16)])
+        let clock = CountingClock()
+        let poller = ModbusBusPoller(bus: ModbusBus.group([device])[0], clock: clock, logger: Logger(label: "test"))
+        let got = Collected()
+        let task = Task { await poller.run { got.add($0) } }
+        try await Task.sleep(for: .milliseconds(500))
+        task.cancel()
+        await task.value
+        let stamped = clock.calls.withLock { $0 }
+        #expect(stamped > 20, "the poller ran flat out: \(stamped) requests")
+        #expect(got.all.count == stamped, "\(stamped) requests answered, \(got.all.count) readings delivered")
+        #expect(got.all.allSatisfy { $0.value == 9 })
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(got.all.count == stamped, "nothing arrives after run() returned")
+    }
+
+    /// A pty (like most USB adapters) has no kernel RS-485 mode: asking for it is an error that says
+    /// what to change, not a silent fallback.
+    @Test func rs485ModeOnAPortWithoutItSaysWhatToChange() async throws {
+        let served = try await ServedLayout.start(try ModbusPeer.write([1: ["holding": [0: [42]]]]), over: .rtu)
+        defer { served.stop() }
+        let client = ModbusClient(endpoint: served.endpoint.modbus, serial: SerialSettings(baudRate: 19200, rs485: true))
+        let error = await #expect(throws: ModbusError.self) {
+            _ = try await client.read(.holding, unit: 1, address: 0, count: 1, timeout: .milliseconds(300))
+        }
+        #expect(error?.errnoName == "ENOTTY", "\(String(describing: error))")
+        #expect(error?.message.contains("set rs485 = false") == true)
+        #expect(error?.operation.contains("RS-485") == true)
+        // The same port without the mode reads fine.
+        let plain = ModbusClient(endpoint: served.endpoint.modbus, serial: SerialSettings(baudRate: 19200))
+        #expect(try await plain.read(.holding, unit: 1, address: 0, count: 1, timeout: .milliseconds(500)) == [42])
+    }
+
     @Test func restartedRTUDeviceIsReadAgain() async throws {
         let file = try ModbusPeer.write([1: ["holding": [0: [7]]]])
         let served = try await ServedLayout.start(file, over: .rtu)
