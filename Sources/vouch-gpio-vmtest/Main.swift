@@ -1,0 +1,293 @@
+import Foundation
+import VouchGPIO
+
+/// The real-kernel GPIO checks, run inside the qemu VM by scripts/gpio-vm-test against the kernel's
+/// gpio-sim (the layout of boards/sim: chip "vouch-sim" with door, motion, run, pulse, tamper, siren,
+/// status_led, spare7…15; chip "vouch-sim-b" with b0…b3). Inputs are driven by writing pull-up /
+/// pull-down to the simulator's sysfs files; outputs are read back from them. Prints the VMTEST
+/// protocol: `VMTEST PASS|FAIL name detail`, `VMTEST FIGURE name value unit`, then `VMTEST DONE`.
+/// Not shipped.
+@main
+struct GPIOVMTest {
+    static func main() {
+        let env = ProcessInfo.processInfo.environment
+        guard let simA = env["VOUCH_GPIOSIM_A"] else {
+            print("VMTEST FAIL setup VOUCH_GPIOSIM_A is not set (run inside scripts/gpio-vm-test)")
+            print("VMTEST DONE")
+            exit(1)
+        }
+        var t = Checks(sim: simA)
+        t.run()
+        print("VMTEST DONE")
+        exit(t.failed ? 1 : 0)
+    }
+}
+
+struct Checks {
+    let sim: String
+    let gpio = LibgpiodV1()
+    let chip = "vouch-sim"
+    var failed = false
+    static let offsets = ["door": 0, "motion": 1, "run": 2, "pulse": 3, "tamper": 4, "siren": 5, "status_led": 6, "spare7": 7, "spare8": 8]
+
+    init(sim: String) { self.sim = sim }
+
+    mutating func check(_ name: String, _ ok: Bool, _ detail: @autoclosure () -> String) {
+        print("VMTEST \(ok ? "PASS" : "FAIL") \(name) \(detail())")
+        if !ok { failed = true }
+    }
+
+    func figure(_ name: String, _ value: Double, _ unit: String) {
+        print("VMTEST FIGURE \(name) \(String(format: "%.3f", value)) \(unit)")
+    }
+
+    /// Drives a simulated input.
+    func pull(_ line: String, up: Bool) {
+        guard let offset = Self.offsets[line] else { return }
+        let path = "\(sim)/sim_gpio\(offset)/pull"
+        guard let f = fopen(path, "w") else { return }
+        fputs(up ? "pull-up" : "pull-down", f)
+        fclose(f)
+    }
+
+    /// Reads a simulated output's level.
+    func simValue(_ line: String) -> String {
+        guard let offset = Self.offsets[line], let text = try? String(contentsOfFile: "\(sim)/sim_gpio\(offset)/value", encoding: .utf8) else { return "?" }
+        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    static func nowNs() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_BOOTTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+
+    /// Collects edges until `count` arrived or `timeout` passed.
+    func collect(_ inputs: any GPIOInputs, count: Int, timeout: Duration = .seconds(5)) -> [GPIOEdge] {
+        var edges: [GPIOEdge] = []
+        let deadline = ContinuousClock.now + timeout
+        while edges.count < count && ContinuousClock.now < deadline {
+            edges += (try? inputs.waitForEdges(timeout: .milliseconds(200))) ?? []
+        }
+        return edges
+    }
+
+    mutating func run() {
+        chipsAndNames()
+        errorsNameWhatExists()
+        edgesInOrderWithLatency()
+        activeLowAndBias()
+        busyLineNamesItsHolder()
+        debounceAndHold()
+        pulsesAtAKnownRate()
+        lostEventsAreDetected()
+        outputs()
+        sustainedRate()
+    }
+
+    mutating func chipsAndNames() {
+        do {
+            let chips = try gpio.chips()
+            check("chips", chips.contains { $0.label == "vouch-sim" && $0.lineCount == 16 } && chips.contains { $0.label == "vouch-sim-b" && $0.lineCount == 4 }, "\(chips.map { "\($0.label):\($0.lineCount)" })")
+            let names = try gpio.lines(chip: chip).map(\.name)
+            check("line-names", Array(names.prefix(7)) == ["door", "motion", "run", "pulse", "tamper", "siren", "status_led"], "\(names)")
+        } catch {
+            check("chips", false, "\(error)")
+        }
+    }
+
+    mutating func errorsNameWhatExists() {
+        do {
+            _ = try gpio.requestInputs(chip: "no-such-chip", lines: [GPIOInputSettings(line: "door")], consumer: "vouch-vmtest")
+            check("missing-chip", false, "no error")
+        } catch {
+            check("missing-chip", error.code == GPIOError.chipNotFound && error.message.contains("\"vouch-sim\"") && error.message.contains("\"vouch-sim-b\""), error.message)
+        }
+        do {
+            _ = try gpio.requestInputs(chip: chip, lines: [GPIOInputSettings(line: "window")], consumer: "vouch-vmtest")
+            check("missing-line", false, "no error")
+        } catch {
+            check("missing-line", error.code == GPIOError.lineNotFound && error.message.contains("door, motion, run"), error.message)
+        }
+    }
+
+    mutating func edgesInOrderWithLatency() {
+        pull("door", up: false)
+        guard let inputs = try? gpio.requestInputs(chip: chip, lines: [GPIOInputSettings(line: "door")], consumer: "vouch-vmtest") else {
+            return check("edges", false, "cannot request door")
+        }
+        defer { inputs.close() }
+        var edges: [GPIOEdge] = []
+        var latencies: [Double] = []
+        for i in 0..<10 {
+            let written = Self.nowNs()
+            pull("door", up: i % 2 == 0)
+            let got = collect(inputs, count: 1, timeout: .seconds(2))
+            if let e = got.first { latencies.append(Double(Self.nowNs() - written) / 1e6); _ = e }
+            edges += got
+        }
+        let alternating = edges.enumerated().allSatisfy { $0.element.rising == ($0.offset % 2 == 0) }
+        let ordered = zip(edges, edges.dropFirst()).allSatisfy { $0.monoNs < $1.monoNs }
+        check("edges-both-directions", edges.count == 10 && alternating, "\(edges.count) edges, alternating \(alternating)")
+        check("edge-timestamps-in-order", ordered, "kernel timestamps strictly increasing")
+        let now = Self.nowNs()
+        check("edge-timestamps-boottime", edges.allSatisfy { $0.monoNs <= now && now - $0.monoNs < 60_000_000_000 }, "within the last minute on CLOCK_BOOTTIME")
+        if !latencies.isEmpty {
+            let sorted = latencies.sorted()
+            figure("edge-to-reading-latency-median", sorted[sorted.count / 2], "ms (TCG, no KVM)")
+            figure("edge-to-reading-latency-max", sorted.last ?? 0, "ms (TCG, no KVM)")
+        }
+    }
+
+    mutating func activeLowAndBias() {
+        pull("motion", up: true)
+        do {
+            let inputs = try gpio.requestInputs(chip: chip, lines: [GPIOInputSettings(line: "motion", activeLow: true)], consumer: "vouch-vmtest")
+            defer { inputs.close() }
+            let high = try inputs.values()
+            pull("motion", up: false)
+            let edges = collect(inputs, count: 1)
+            let low = try inputs.values()
+            check("active-low", high == [0] && low == [1] && edges.first?.rising == true, "high reads \(high), low reads \(low), edge rising \(String(describing: edges.first?.rising))")
+        } catch {
+            check("active-low", false, "\(error)")
+        }
+        do {
+            let up = try gpio.requestInputs(chip: chip, lines: [GPIOInputSettings(line: "spare7", bias: .pullUp), GPIOInputSettings(line: "spare8", bias: .pullDown)], consumer: "vouch-vmtest")
+            defer { up.close() }
+            let values = try up.values()
+            let info = try gpio.lines(chip: chip)
+            check("bias", values == [1, 0] && info[7].bias == .pullUp && info[8].bias == .pullDown, "values \(values), bias \(info[7].bias.rawValue)/\(info[8].bias.rawValue)")
+        } catch {
+            check("bias", false, "\(error)")
+        }
+    }
+
+    mutating func busyLineNamesItsHolder() {
+        guard let first = try? gpio.requestInputs(chip: chip, lines: [GPIOInputSettings(line: "tamper")], consumer: "vouch-vmtest") else {
+            return check("busy", false, "cannot request tamper")
+        }
+        defer { first.close() }
+        do {
+            _ = try gpio.requestInputs(chip: chip, lines: [GPIOInputSettings(line: "tamper")], consumer: "second")
+            check("busy", false, "the second request succeeded")
+        } catch {
+            check("busy", error.code == GPIOError.busy && error.message.contains("\"vouch-vmtest\""), error.message)
+        }
+        first.close()
+        let again = try? gpio.requestInputs(chip: chip, lines: [GPIOInputSettings(line: "tamper")], consumer: "third")
+        check("released-line-is-free", again != nil, "requested again after release")
+        again?.close()
+    }
+
+    mutating func debounceAndHold() {
+        pull("door", up: false)
+        guard let inputs = try? gpio.requestInputs(chip: chip, lines: [GPIOInputSettings(line: "door")], consumer: "vouch-vmtest") else {
+            return check("debounce", false, "cannot request door")
+        }
+        defer { inputs.close() }
+        var raw: [GPIOEdge] = []
+        // A contact closing with 3 bounces, then held 300 ms, then opening.
+        for up in [true, false, true, false, true, false, true] {
+            pull("door", up: up)
+            raw += collect(inputs, count: 1, timeout: .milliseconds(500))
+        }
+        Thread.sleep(forTimeInterval: 0.3)
+        pull("door", up: false)
+        raw += collect(inputs, count: 1)
+        var debouncer = Debouncer(stableNs: 100_000_000, initial: false)
+        var hold = HoldTimer(holdNs: 200_000_000)
+        var changes: [LevelChange] = []
+        var held: [HoldTimer.Event] = []
+        for e in raw {
+            if let c = debouncer.edge(rising: e.rising, atNs: e.monoNs) {
+                changes.append(c)
+                if let h = hold.advance(toNs: c.sinceNs) { held.append(h) }
+                if let h = hold.level(c) { held.append(h) }
+            }
+        }
+        if let c = debouncer.advance(toNs: Self.nowNs() + 1_000_000_000) {
+            changes.append(c)
+            if let h = hold.level(c) { held.append(h) }
+        }
+        check("debounce", raw.count == 8 && changes.map(\.active) == [true, false], "\(raw.count) raw edges → changes \(changes.map(\.active))")
+        let heldOnce = held.filter { if case .held = $0 { true } else { false } }.count == 1
+        check("hold-time", heldOnce, "\(held)")
+    }
+
+    mutating func pulsesAtAKnownRate() {
+        pull("pulse", up: false)
+        guard let inputs = try? gpio.requestInputs(chip: chip, lines: [GPIOInputSettings(line: "pulse")], consumer: "vouch-vmtest") else {
+            return check("pulses", false, "cannot request pulse")
+        }
+        defer { inputs.close() }
+        var counter = PulseCounter(startNs: Self.nowNs())
+        var edges: [GPIOEdge] = []
+        for _ in 0..<40 {  // 40 pulses at 10 Hz: 50 ms high, 50 ms low
+            pull("pulse", up: true)
+            Thread.sleep(forTimeInterval: 0.05)
+            pull("pulse", up: false)
+            edges += (try? inputs.waitForEdges(timeout: .milliseconds(50))) ?? []
+        }
+        edges += collect(inputs, count: 80 - edges.count, timeout: .seconds(2))
+        for e in edges { counter.edge(rising: e.rising) }
+        let rising = edges.filter(\.rising)
+        let spanNs = (rising.last?.monoNs ?? 0) - (rising.first?.monoNs ?? 0)
+        let perMinute = spanNs > 0 ? Double(rising.count - 1) * 60e9 / Double(spanNs) : 0
+        check("pulse-count", counter.total == 40 && edges.count == 80, "\(counter.total) pulses, \(edges.count) edges")
+        figure("pulse-rate-from-kernel-timestamps", perMinute, "per minute (driven at ~600/min; TCG timing)")
+    }
+
+    mutating func lostEventsAreDetected() {
+        pull("run", up: false)
+        guard let inputs = try? gpio.requestInputs(chip: chip, lines: [GPIOInputSettings(line: "run")], consumer: "vouch-vmtest") else {
+            return check("lost-events", false, "cannot request run")
+        }
+        defer { inputs.close() }
+        for i in 0..<201 { pull("run", up: i % 2 == 0) }  // 201 toggles, none read: ends high
+        Thread.sleep(forTimeInterval: 0.2)
+        var edges: [GPIOEdge] = []
+        while true {
+            let got = (try? inputs.waitForEdges(timeout: .milliseconds(300))) ?? []
+            if got.isEmpty { break }
+            edges += got
+        }
+        var continuity = EdgeContinuity(level: false)
+        for e in edges { _ = continuity.edge(rising: e.rising) }
+        let current = ((try? inputs.values()) ?? [0]) == [1]
+        let detected = continuity.check(current: current)
+        figure("kernel-queue-kept-of-201-toggles", Double(edges.count), "events")
+        check("lost-events", edges.count < 201 && detected, "\(edges.count) of 201 edges kept; loss detected \(detected) (level now \(current))")
+    }
+
+    mutating func outputs() {
+        do {
+            let siren = try gpio.requestOutput(chip: chip, line: "siren", activeLow: false, initial: false, consumer: "vouch-vmtest")
+            let off = simValue("siren")
+            try siren.set(true)
+            let on = simValue("siren")
+            siren.close()
+            let released = simValue("siren")
+            let free = (try? gpio.lines(chip: chip))?[5].isUsed == false
+            check("output", off == "0" && on == "1" && released == "0" && free, "off \(off), on \(on), after release \(released), free \(free)")
+        } catch {
+            check("output", false, "\(error)")
+        }
+    }
+
+    mutating func sustainedRate() {
+        pull("spare7", up: false)
+        guard let inputs = try? gpio.requestInputs(chip: chip, lines: [GPIOInputSettings(line: "spare7")], consumer: "vouch-vmtest") else { return }
+        defer { inputs.close() }
+        let start = Self.nowNs()
+        var seen = 0, written = 0
+        while Self.nowNs() - start < 2_000_000_000 {
+            pull("spare7", up: written % 2 == 0)
+            written += 1
+            seen += ((try? inputs.waitForEdges(timeout: .milliseconds(100))) ?? []).count
+        }
+        let seconds = Double(Self.nowNs() - start) / 1e9
+        figure("sustained-edges-per-second", Double(seen) / seconds, "edges/s (sysfs writer and reader in one loop, TCG)")
+        check("sustained-no-loss", seen == written, "\(seen) of \(written) edges read")
+    }
+}
