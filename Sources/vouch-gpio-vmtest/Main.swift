@@ -83,6 +83,48 @@ struct Checks {
         lostEventsAreDetected()
         outputs()
         sustainedRate()
+        technicianCLI()
+    }
+
+    /// `vouch gpio list | get | watch` as a technician runs them, when /bin/vouch is in the image.
+    mutating func technicianCLI() {
+        let vouch = ProcessInfo.processInfo.environment["VOUCH_CLI"] ?? "/bin/vouch"
+        guard FileManager.default.isExecutableFile(atPath: vouch) else { return check("cli", false, "\(vouch) is not in the image") }
+        func run(_ arguments: [String], whileRunning: (() -> Void)? = nil) -> (status: Int32, out: String, err: String) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: vouch)
+            p.arguments = arguments
+            let out = Pipe(), err = Pipe()
+            p.standardOutput = out
+            p.standardError = err
+            do { try p.run() } catch { return (-1, "", "\(error)") }
+            whileRunning?()
+            let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        }
+        let list = run(["gpio", "list", "--json"])
+        check("cli-list", list.status == 0 && list.out.contains("\"label\":\"vouch-sim\"") && list.out.contains("\"name\":\"door\""), "exit \(list.status) \(list.err)")
+        pull("door", up: true)
+        let get = run(["gpio", "get", "door", "--json"])
+        check("cli-get", get.status == 0 && get.out.contains("\"value\":1") && get.out.contains("\"chip\":\"vouch-sim\""), "exit \(get.status) \(get.out) \(get.err)")
+        if let held = try? gpio.requestInputs(chip: chip, lines: [GPIOInputSettings(line: "tamper")], consumer: "vouch-agent") {
+            let busy = run(["gpio", "get", "tamper"])
+            check("cli-busy", busy.status == 69 && busy.err.contains("held by \"vouch-agent\""), "exit \(busy.status) \(busy.err)")
+            held.close()
+        }
+        let missing = run(["gpio", "get", "window"])
+        check("cli-missing-line", missing.status == 69 && missing.err.contains("door"), "exit \(missing.status) \(missing.err)")
+        pull("door", up: false)
+        let watch = run(["gpio", "watch", "door", "--for", "4s", "--json"]) { [self] in
+            Thread.sleep(forTimeInterval: 1.5)  // the CLI starts (debug build, TCG) before the edges
+            for up in [true, false, true, false] {
+                pull("door", up: up)
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+        }
+        let edges = watch.out.split(separator: "\n").filter { $0.contains("\"edge\"") }
+        check("cli-watch", watch.status == 0 && edges.count == 4 && edges.first?.contains("rising") == true && watch.out.contains("\"changes\":4"), "exit \(watch.status), \(edges.count) edges: \(watch.out) \(watch.err)")
     }
 
     mutating func chipsAndNames() {
