@@ -42,7 +42,7 @@ let package = Package(
         .target(
             name: "VouchModbus",
             dependencies: ["VouchCore", "CModbus", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "VouchGPIO", dependencies: ["VouchCore", "CGPIOD"]),
+        .target(name: "VouchGPIO", dependencies: ["VouchCore", "CGPIOD", .product(name: "Logging", package: "swift-log")]),
         .target(name: "VouchDetect", dependencies: ["VouchCore"]),
         .target(
             name: "VouchStore",
@@ -98,7 +98,7 @@ let package = Package(
         // Size benchmark input (scripts/bench-evidence-size); not shipped.
         .executableTarget(name: "vouch-bench", dependencies: ["VouchEvidence"]),
         // The real-kernel GPIO checks run inside the gpio-sim VM (scripts/gpio-vm-test); not shipped.
-        .executableTarget(name: "vouch-gpio-vmtest", dependencies: ["VouchGPIO"]),
+        .executableTarget(name: "vouch-gpio-vmtest", dependencies: ["VouchCore", "VouchGPIO"]),
         // Modbus poll-throughput benchmark's Swift side (scripts/bench-modbus); not shipped.
         .executableTarget(
             name: "vouch-bench-modbus",
@@ -111,7 +111,7 @@ let package = Package(
             name: "VouchModbusTests",
             dependencies: ["VouchModbus", "VouchCore", .product(name: "Logging", package: "swift-log")],
             exclude: ["planner-cases"]),
-        .testTarget(name: "VouchGPIOTests", dependencies: ["VouchGPIO"]),
+        .testTarget(name: "VouchGPIOTests", dependencies: ["VouchGPIO", "VouchCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "VouchDetectTests", dependencies: ["VouchDetect", "VouchCore"]),
         .testTarget(name: "VouchStoreTests", dependencies: ["VouchStore", "VouchCore", "VouchEvidence"]),
         .testTarget(

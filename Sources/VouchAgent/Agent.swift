@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import VouchCore
 import VouchEvidence
+import VouchGPIO
 import VouchModbus
 import VouchStore
 import VouchUplink
@@ -134,6 +135,15 @@ public struct Agent: Sendable {
             let poller = ModbusBusPoller(bus: bus, clock: clock, logger: logger)
             clients[bus.endpoint.description] = poller.client
             services.append(ModbusAcquisitionService(poller: poller, pipeline: pipeline, logger: logger))
+        }
+        if !config.gpio.inputs.isEmpty || !config.gpio.outputs.isEmpty {
+            let backend = LibgpiodV1()
+            if !config.gpio.inputs.isEmpty {
+                services.append(GPIOAcquisitionService(watcher: GPIOWatcher(channels: config.gpio.inputs, backend: backend, clock: clock, logger: logger), pipeline: pipeline))
+            }
+            if !config.gpio.outputs.isEmpty {
+                services.append(GPIOOutputService(outputs: GPIOOutputs(settings: config.gpio.outputs, backend: backend, logger: logger)))
+            }
         }
         // Last to start, first to stop: the CLI's way to the buses the pollers own.
         services.append(ControlServer(path: ControlSocket.path(dataDir: config.device.dataDir), deviceID: config.device.id, clients: clients, logger: logger))

@@ -56,20 +56,19 @@ public actor EvidencePipeline {
         self.onEvent = onEvent
         let intervalMs = Int64(config.evidence.summaryInterval.components.seconds * 1000)
         summaryIntervalMs = intervalMs
-        for channel in config.channels where channel.dataType.isNumeric {
+        for channel in config.allChannels where channel.isNumeric {
             summarizers[channel.id] = IntervalSummarizer(channel: channel.id, intervalMs: intervalMs)
         }
-        textChannels = Set(config.channels.filter { !$0.dataType.isNumeric }.map(\.id))
+        textChannels = Set(config.allChannels.filter { !$0.isNumeric }.map(\.id))
         if config.evidence.rawSamples {
-            for device in config.modbusDevices {
-                let c = device.pollInterval.components
-                let periodMs = max(1, c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000)
-                for channel in device.channels where channel.dataType.isNumeric { rawBuffers[channel.id] = RawBuffer(periodMs: periodMs) }
+            for channel in config.allChannels where channel.isNumeric {
+                let c = channel.period.components
+                rawBuffers[channel.id] = RawBuffer(periodMs: max(1, c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000))
             }
         }
-        let channels = Dictionary(uniqueKeysWithValues: config.channels.map { ($0.id, $0) })
+        let channels = Dictionary(uniqueKeysWithValues: config.allChannels.map { ($0.id, $0) })
         detectors = config.stoppageRules.compactMap { rule in
-            guard let channel = channels[rule.channel], let threshold = IntegerScaling.scaled(rule.below, decimals: channel.decimals) else { return nil }
+            guard let channel = channels[rule.channel], let threshold = IntegerScaling.scaled(rule.below, decimals: Int(-channel.scaleExponent)) else { return nil }
             return StoppageDetector(
                 rule: .init(
                     id: rule.id, channel: rule.channel, threshold: threshold,

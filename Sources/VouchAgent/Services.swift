@@ -2,6 +2,7 @@ import Logging
 import ServiceLifecycle
 import VouchCore
 import VouchEvidence
+import VouchGPIO
 import VouchModbus
 import VouchStore
 
@@ -22,6 +23,28 @@ struct ModbusAcquisitionService: Service {
             await poller.run { readings in await pipeline.ingest(readings) }
         }
         logger.info("stopped polling \(bus.name)")
+    }
+}
+
+/// Watches the GPIO inputs; on shutdown, everything observed reaches the pipeline first.
+struct GPIOAcquisitionService: Service {
+    let watcher: GPIOWatcher
+    let pipeline: EvidencePipeline
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await watcher.run { readings in await pipeline.ingest(readings) }
+        }
+    }
+}
+
+/// Holds the GPIO outputs (a status LED on while the agent runs) and releases them, inactive, on shutdown.
+struct GPIOOutputService: Service {
+    let outputs: GPIOOutputs
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        outputs.release()
     }
 }
 

@@ -9,14 +9,23 @@ public struct AgentConfig: Sendable, Equatable {
     public var shift: ShiftCalendar
     public var evidence: EvidenceSettings
     public var modbusDevices: [ModbusDeviceSettings]
+    public var gpio: GPIOSettings = GPIOSettings()
     public var stoppageRules: [StoppageRuleSettings]
     /// SHA-256 (hex) of the config file's bytes, as recorded in evidence.
     public var sourceHash: String
     /// The file it was read from.
     public var sourceFile: String = ""
 
-    /// All channels, in config order.
+    /// All Modbus channels, in config order.
     public var channels: [ModbusChannelSettings] { modbusDevices.flatMap(\.channels) }
+
+    /// Every channel the pipeline summarises: Modbus channels, then GPIO inputs, in config order.
+    public var allChannels: [ChannelDescriptor] {
+        modbusDevices.flatMap { d in
+            d.channels.map { ChannelDescriptor(id: $0.id, unit: $0.unit, scaleExponent: $0.scaleExponent, isNumeric: $0.dataType.isNumeric, period: d.pollInterval) }
+        }
+            + gpio.inputs.map { ChannelDescriptor(id: $0.id, unit: $0.signal.unit, scaleExponent: $0.signal.scaleExponent, isNumeric: true, period: $0.sampleInterval) }
+    }
 }
 
 public struct DeviceSettings: Sendable, Equatable {

@@ -71,9 +71,6 @@ extension ConfigDecoder {
                 report(modbus.keyPosition, "\"modbus\" must be a table with [[modbus.device]] entries")
             }
         }
-        if devices.isEmpty && diagnostics.isEmpty {
-            report(start, "no [[modbus.device]] configured: the agent would have nothing to read")
-        }
         return devices
     }
 

@@ -357,7 +357,7 @@ struct ConfigDecoder {
     // MARK: the schema
 
     mutating func decode(_ root: TOMLTable, sourceHash: String) -> AgentConfig? {
-        let top = Section(table: root, name: "top level", position: SourcePosition(line: 1, column: 1), known: ["device", "bank", "shift", "evidence", "modbus", "stoppage"])
+        let top = Section(table: root, name: "top level", position: SourcePosition(line: 1, column: 1), known: ["device", "bank", "shift", "evidence", "modbus", "gpio", "stoppage"])
         checkUnknown(top)
         let start = top.position
 
@@ -447,6 +447,10 @@ struct ConfigDecoder {
 
         var channelIDs: [String: SourcePosition] = [:]
         let devices = decodeModbus(root, start: start, channelIDs: &channelIDs)
+        let gpio = decodeGPIO(root, channelIDs: &channelIDs)
+        if devices.isEmpty && gpio.inputs.isEmpty && diagnostics.isEmpty {
+            report(start, "no [[modbus.device]] and no [[gpio.input]] configured: the agent would have nothing to read")
+        }
 
         var rules: [StoppageRuleSettings] = []
         var ruleIDs = Set<String>()
@@ -469,7 +473,7 @@ struct ConfigDecoder {
 
         guard let device, let bank, let shift, let evidence else { return nil }
         return AgentConfig(
-            device: device, bank: bank, shift: shift, evidence: evidence, modbusDevices: devices, stoppageRules: rules,
+            device: device, bank: bank, shift: shift, evidence: evidence, modbusDevices: devices, gpio: gpio, stoppageRules: rules,
             sourceHash: Self.effectiveHash(sourceHash, templates: templatesUsed), sourceFile: file)
     }
 }

@@ -31,14 +31,6 @@ public struct GPIOChipInfo: Sendable, Equatable {
     }
 }
 
-public enum GPIOBias: String, Sendable, Equatable, CaseIterable {
-    /// Leave the line's bias as it is (firmware or device tree decides).
-    case asIs = "as-is"
-    case disabled
-    case pullUp = "pull-up"
-    case pullDown = "pull-down"
-}
-
 public struct GPIOLineInfo: Sendable, Equatable {
     public var offset: Int
     /// The kernel's name for the line; empty when the board's device tree names none.

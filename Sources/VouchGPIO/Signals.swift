@@ -151,19 +151,22 @@ public struct DutyCycle: Sendable, Equatable {
 }
 
 /// Detects lost edges. The kernel keeps at most 16 unread events per line under the v1 uAPI and drops
-/// the rest silently; edges must alternate, and the level read after the queue is drained must be the
+/// the rest silently; edges must alternate, and the level read while the line is quiet must be the
 /// level the last edge left. When either fails, events were lost and the count and rate from those
-/// edges is a lower bound: that is reported, never hidden. State: 2 words.
+/// edges is a lower bound: that is reported, never hidden. State: 3 words.
 public struct EdgeContinuity: Sendable, Equatable {
     /// The level the edges seen so far leave the line at.
     public private(set) var level: Bool
     /// How many times a loss was detected (each may hide several edges).
     public private(set) var losses: Int64 = 0
+    /// A level read that disagreed once: an edge may still be on its way.
+    private var suspect: Bool?
 
     public init(level: Bool) { self.level = level }
 
     /// An edge in kernel order. Returns true when it shows an edge was lost before it (the same direction twice).
     public mutating func edge(rising: Bool) -> Bool {
+        suspect = nil
         defer { level = rising }
         if rising == level {
             losses += 1
@@ -172,12 +175,21 @@ public struct EdgeContinuity: Sendable, Equatable {
         return false
     }
 
-    /// After draining the queue: the line's level as read now. Returns true when it disagrees with the
-    /// last edge (an edge, or an odd number of them, was lost), and resynchronises.
+    /// The line's level, read while it is quiet (a wait for edges returned none). A disagreement with
+    /// the last edge counts as a loss once two quiet reads in a row show it — an edge that happened
+    /// between the wait and the read arrives with the next wait — and then resynchronises.
     public mutating func check(current: Bool) -> Bool {
-        guard current != level else { return false }
+        guard current != level else {
+            suspect = nil
+            return false
+        }
+        guard suspect == current else {
+            suspect = current
+            return false
+        }
         losses += 1
         level = current
+        suspect = nil
         return true
     }
 }

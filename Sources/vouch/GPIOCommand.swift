@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import VouchCore
 import VouchGPIO
 
 struct GPIOCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Synchronization
 import Foundation
+import VouchCore
 import VouchGPIO
 
 struct GPIOWatch: ParsableCommand {

@@ -105,6 +105,14 @@ struct DutyCycleTests {
 }
 
 struct EdgeContinuityTests {
+    @Test func anEdgeInFlightIsNotALoss() {
+        var c = EdgeContinuity(level: false)
+        #expect(c.check(current: true) == false)  // the read saw the new level first
+        #expect(c.edge(rising: true) == false)  // then its edge arrived
+        #expect(c.check(current: true) == false)
+        #expect(c.losses == 0)
+    }
+
     @Test func alternatingEdgesLoseNothing() {
         var c = EdgeContinuity(level: false)
         for i in 0..<20 { #expect(c.edge(rising: i % 2 == 0) == false) }
@@ -117,8 +125,10 @@ struct EdgeContinuityTests {
     @Test func aFullKernelQueueIsDetected() {
         var c = EdgeContinuity(level: false)
         for i in 0..<16 { _ = c.edge(rising: i % 2 == 0) }
+        #expect(c.check(current: true) == false, "one disagreeing read may be an edge in flight")
         #expect(c.check(current: true) == true, "201 toggles end high, the 16 kept edges end low")
         #expect(c.losses == 1)
+        #expect(c.check(current: true) == false, "resynchronised")
         var twice = EdgeContinuity(level: false)
         #expect(twice.edge(rising: true) == false)
         #expect(twice.edge(rising: true) == true, "rising twice: a falling edge went missing")

@@ -1,0 +1,182 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+import VouchCore
+@testable import VouchGPIO
+
+/// A fake chip for the watcher's logic: scripted edges, levels, and failures. The real kernel is in
+/// the VM tests (scripts/gpio-vm-test); this pins what the watcher makes of what a chip reports.
+final class FakeChip: GPIOBackend, GPIOInputs, Sendable {
+    struct State {
+        var levels: [String: Bool] = [:]
+        var pending: [(line: String, rising: Bool, ns: Int64)] = []
+        var requested: [String] = []
+        var missing = false
+        /// Edges the "kernel" dropped: applied to the level without being reported.
+        var requests = 0
+    }
+    let label = "fake"
+    let names: [String]
+    let state = Mutex(State())
+    let clock: TestClock
+
+    init(lines: [String], clock: TestClock) {
+        names = lines
+        self.clock = clock
+    }
+
+    /// A real edge, reported with the clock's current time.
+    func edge(_ line: String, _ rising: Bool) {
+        state.withLock {
+            $0.levels[line] = rising
+            $0.pending.append((line, rising, clock.monoNs))
+        }
+    }
+
+    /// The kernel's queue overflowed: the level moved, nothing was reported.
+    func lostEdge(_ line: String, _ rising: Bool) { state.withLock { $0.levels[line] = rising } }
+
+    // GPIOBackend
+    func chips() throws(GPIOError) -> [GPIOChipInfo] {
+        state.withLock { $0.missing } ? [] : [GPIOChipInfo(path: "/dev/gpiochip9", name: "gpiochip9", label: label, lineCount: names.count)]
+    }
+    func lines(chip: String) throws(GPIOError) -> [GPIOLineInfo] {
+        names.enumerated().map { GPIOLineInfo(offset: $0.offset, name: $0.element, isOutput: false, activeLow: false, bias: .asIs, consumer: nil, isUsed: false) }
+    }
+    func requestInputs(chip: String, lines: [GPIOInputSettings], consumer: String) throws(GPIOError) -> any GPIOInputs {
+        let missing = state.withLock { s -> Bool in
+            s.requests += 1
+            return s.missing
+        }
+        if missing { throw GPIOError(code: GPIOError.chipNotFound, message: "no GPIO chip labelled \"\(chip)\"") }
+        state.withLock { $0.requested = lines.map(\.line) }
+        return self
+    }
+    func requestOutput(chip: String, line: String, activeLow: Bool, initial: Bool, consumer: String) throws(GPIOError) -> any GPIOOutput {
+        throw GPIOError(code: GPIOError.io, message: "no outputs on the fake chip")
+    }
+
+    // GPIOInputs
+    var lineNames: [String] { state.withLock { $0.requested } }
+    func values() throws(GPIOError) -> [Int] { state.withLock { s in s.requested.map { s.levels[$0] == true ? 1 : 0 } } }
+    func waitForEdges(timeout: Duration) throws(GPIOError) -> [GPIOEdge] {
+        let edges = state.withLock { s -> [GPIOEdge] in
+            defer { s.pending = [] }
+            return s.pending.compactMap { p in s.requested.firstIndex(of: p.line).map { GPIOEdge(line: $0, rising: p.rising, monoNs: p.ns) } }
+        }
+        if edges.isEmpty { Thread.sleep(forTimeInterval: 0.002) }
+        return edges
+    }
+    func close() {}
+}
+
+/// Time the test moves by hand; readings and edges carry it.
+final class TestClock: AgentClock, Sendable {
+    private let ns = Mutex<Int64>(1_000_000_000)
+    var monoNs: Int64 { ns.withLock { $0 } }
+    func advance(ms: Int64) { ns.withLock { $0 += ms * 1_000_000 } }
+    func now() -> ClockReading { ClockReading(bootCount: 1, monoNs: monoNs, wallNs: 1_700_000_000_000_000_000 + monoNs, quality: .synchronized) }
+}
+
+@Suite(.serialized) struct GPIOWatcherTests {
+    final class Collected: Sendable {
+        let readings = Mutex<[Reading]>([])
+        func of(_ id: String) -> [Reading] { readings.withLock { $0.filter { $0.channel == id } } }
+    }
+
+    /// Runs the watcher while `script` moves time and lines, then stops it.
+    func watching(_ channels: [GPIOInputChannelSettings], chip: FakeChip, clock: TestClock, _ script: () async throws -> Void) async throws -> Collected {
+        let got = Collected()
+        let watcher = GPIOWatcher(channels: channels, backend: chip, clock: clock, logger: Logger(label: "test"))
+        let task = Task { await watcher.run { r in got.readings.withLock { $0 += r } } }
+        try await Task.sleep(for: .milliseconds(50))
+        try await script()
+        task.cancel()
+        await task.value
+        return got
+    }
+
+    /// Lets the watcher's thread see the current state (it polls every few ms).
+    func settle() async throws { try await Task.sleep(for: .milliseconds(100)) }
+
+    @Test func levelChangesAreReadingsDatedByTheKernelAndSamplesFollow() async throws {
+        let clock = TestClock()
+        let chip = FakeChip(lines: ["door"], clock: clock)
+        let door = GPIOInputChannelSettings(id: "gpio.door", line: "door", debounce: .milliseconds(20), sampleInterval: .seconds(1))
+        let got = try await watching([door], chip: chip, clock: clock) {
+            // Bounce, then open for 300 ms, between two samples; then a sample.
+            clock.advance(ms: 100)
+            chip.edge("door", true)
+            clock.advance(ms: 2)
+            chip.edge("door", false)
+            clock.advance(ms: 2)
+            chip.edge("door", true)
+            try await settle()
+            clock.advance(ms: 300)
+            try await settle()
+            chip.edge("door", false)
+            try await settle()
+            clock.advance(ms: 30)
+            try await settle()
+            clock.advance(ms: 700)
+            try await settle()
+        }
+        let readings = got.of("gpio.door")
+        // One opening (the bounce filtered), each change dated by the edge that started its stable run,
+        // then the next sample (the test clock jumped past 2.0 s), reading closed.
+        #expect(readings.map(\.value) == [1, 0, 0], "\(readings.map { ($0.time.monoNs, $0.value) })")
+        #expect(readings.prefix(2).map(\.time.monoNs) == [1_104_000_000, 1_404_000_000])
+        #expect((readings.last?.time.monoNs ?? 0) >= 2_000_000_000)
+        #expect(readings.allSatisfy { $0.quality == .ok })
+    }
+
+    @Test func counterTotalsAndLostEdgesAreReportedBesideTheValue() async throws {
+        let clock = TestClock()
+        let chip = FakeChip(lines: ["pulse"], clock: clock)
+        let pulse = GPIOInputChannelSettings(id: "gpio.pulse", line: "pulse", signal: .counter, sampleInterval: .seconds(1))
+        let got = try await watching([pulse], chip: chip, clock: clock) {
+            for _ in 0..<5 {
+                clock.advance(ms: 50)
+                chip.edge("pulse", true)
+                clock.advance(ms: 50)
+                chip.edge("pulse", false)
+                try await settle()
+            }
+            chip.lostEdge("pulse", true)  // the queue overflowed: the line is high, no edge reported
+            try await settle()
+            clock.advance(ms: 600)
+            try await settle()
+        }
+        let readings = got.of("gpio.pulse")
+        // 5 pulses seen, and the line found high with no edge: at least one more pulse, counted (a lower bound).
+        #expect(readings.first { $0.quality == .ok }?.value == 6, "\(readings)")
+        #expect(readings.contains { $0.quality == .commError(code: "E_GPIO_EDGES_LOST", message: "1 loss(es) of edges on pulse since the last sample (the kernel keeps 16 per line): counts and times are lower bounds") })
+    }
+
+    @Test func aMissingChipIsACommErrorEverySampleUntilItAppears() async throws {
+        let clock = TestClock()
+        let chip = FakeChip(lines: ["run"], clock: clock)
+        chip.state.withLock { $0.missing = true }
+        let run = GPIOInputChannelSettings(id: "gpio.run", line: "run", chip: "fake", signal: .duty, sampleInterval: .seconds(1))
+        let got = try await watching([run], chip: chip, clock: clock) {
+            for _ in 0..<3 {
+                clock.advance(ms: 1000)
+                try await Task.sleep(for: .milliseconds(150))  // the watcher sleeps up to 100 ms while it has no lines
+            }
+            chip.state.withLock { $0.missing = false }
+            clock.advance(ms: 5000)  // the retry
+            try await Task.sleep(for: .milliseconds(150))
+            chip.edge("run", true)
+            try await settle()
+            clock.advance(ms: 1000)
+            try await settle()
+        }
+        let readings = got.of("gpio.run")
+        let failed = readings.filter { $0.quality != .ok }
+        #expect(failed.count >= 3 && failed.allSatisfy { if case .commError(let code, _) = $0.quality { code == GPIOError.chipNotFound } else { false } })
+        #expect(readings.last?.quality == .ok, "\(readings)")
+        #expect(readings.last?.value == 1000, "active the whole last second: \(readings.last.map { "\($0.value ?? -1)" } ?? "-")")
+        #expect(chip.state.withLock { $0.requests } >= 2, "requested again")
+    }
+}
