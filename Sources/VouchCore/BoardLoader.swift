@@ -146,8 +146,10 @@ extension ConfigDecoder {
                 return true
             }
             var unique = true
-            if let name { unique = claim(name, at: s.table["name"]?.position ?? s.position) }
-            for (other, at) in otherNames ?? [] where !claim(other, at: at) { unique = false }
+            if let name, !claim(name, at: s.table["name"]?.position ?? s.position) { unique = false }
+            for (other, at) in otherNames ?? [] {
+                if !claim(other, at: at) { unique = false }
+            }
 
             if let chip, !labels.contains(chip) {
                 let hint =
