@@ -251,6 +251,7 @@ struct Checks {
         }
         if let c = debouncer.advance(toNs: Self.nowNs() + 1_000_000_000) {
             changes.append(c)
+            if let h = hold.advance(toNs: c.sinceNs) { held.append(h) }
             if let h = hold.level(c) { held.append(h) }
         }
         check("debounce", raw.count == 8 && changes.map(\.active) == [true, false], "\(raw.count) raw edges → changes \(changes.map(\.active))")
@@ -270,7 +271,8 @@ struct Checks {
             pull("pulse", up: true)
             Thread.sleep(forTimeInterval: 0.05)
             pull("pulse", up: false)
-            edges += (try? inputs.waitForEdges(timeout: .milliseconds(50))) ?? []
+            Thread.sleep(forTimeInterval: 0.05)
+            edges += (try? inputs.waitForEdges(timeout: .milliseconds(1))) ?? []
         }
         edges += collect(inputs, count: 80 - edges.count, timeout: .seconds(2))
         for e in edges { counter.edge(rising: e.rising) }
@@ -278,6 +280,7 @@ struct Checks {
         let spanNs = (rising.last?.monoNs ?? 0) - (rising.first?.monoNs ?? 0)
         let perMinute = spanNs > 0 ? Double(rising.count - 1) * 60e9 / Double(spanNs) : 0
         check("pulse-count", counter.total == 40 && edges.count == 80, "\(counter.total) pulses, \(edges.count) edges")
+        check("pulse-rate", (400...700).contains(perMinute), "\(Int(perMinute))/min from kernel timestamps, driven at 600/min")
         figure("pulse-rate-from-kernel-timestamps", perMinute, "per minute (driven at ~600/min; TCG timing)")
     }
 

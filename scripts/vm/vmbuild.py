@@ -30,8 +30,10 @@ Each artefact carries a stamp: the SHA-256 of everything it was built from. A ch
 library, init script, meter source or this file rebuilds what depends on it; otherwise a run reuses
 the cache and this takes about a second.
 
-Used as a module by scripts/power-cut-campaign (`ensure_vm(bin_dir)`), or on its own to build and
-print what it built: scripts/vm/vmbuild.py [--bin-dir DIR]
+Used as a module by scripts/power-cut-campaign (`ensure_vm(bin_dir)`) and by scripts/vm/gpiosim.py
+(the gpio-sim VM of scripts/gpio-vm-test: the same kernel, its own initramfs and system disk through
+ensure_initramfs(init=, modules=, target=) and ensure_disk_image), or on its own to build and print
+what it built: scripts/vm/vmbuild.py [--bin-dir DIR]
 """
 import argparse
 import gzip
@@ -248,6 +250,26 @@ def uncompress_kernel(vmlinuz, vmlinux):
     return False
 
 
+def download_deb(package, into, version=None):
+    """Fetches exactly `package` (at `version`, if given) with apt-get download into `into`; returns the .deb.
+    Never a pattern: `apt-get download linux-image-*` would fetch every ABI there is (1.6 GB)."""
+    into = Path(into)
+    into.mkdir(parents=True, exist_ok=True)
+    run(["apt-get", "download", "-o", "APT::Sandbox::User=root", f"{package}={version}" if version else package], cwd=into)
+    debs = list(into.glob(f"{package}_*.deb"))
+    if len(debs) != 1:
+        raise BuildError(f"apt-get download {package} left {[d.name for d in debs]} in {into}")
+    return debs[0]
+
+
+def unpacked_modules_dir(unpacked, deb):
+    """lib/modules/<version> inside an unpacked linux-image .deb."""
+    modules_dir = next(Path(unpacked).glob("lib/modules/*"), None) or next(Path(unpacked).glob("usr/lib/modules/*"), None)
+    if modules_dir is None:
+        raise BuildError(f"{Path(deb).name} has no lib/modules/<version> directory")
+    return modules_dir
+
+
 def ensure_kernel():
     package = kernel_abi()
     cached = sorted(CACHE.glob("kernel/*/vmlinuz"))
@@ -268,19 +290,13 @@ def ensure_kernel():
         download.mkdir(parents=True)
         say(f"downloading {package} (Debian's kernel, ~70 MB)")
         started = time.monotonic()
-        # Exactly this package: apt-get download with a pattern would fetch every ABI there is.
-        run(["apt-get", "download", "-o", "APT::Sandbox::User=root", package], cwd=download)
-        debs = list(download.glob(f"{package}_*.deb"))
-        if len(debs) != 1:
-            raise BuildError(f"apt-get download {package} left {[d.name for d in debs]} in {download}")
+        deb = download_deb(package, download)
         unpacked = download / "unpacked"
-        run(["dpkg-deb", "-x", str(debs[0]), str(unpacked)])
+        run(["dpkg-deb", "-x", str(deb), str(unpacked)])
         found = list(unpacked.glob("boot/vmlinuz-*"))
         if len(found) != 1:
-            raise BuildError(f"{debs[0].name} holds {len(found)} boot/vmlinuz-* files, expected 1")
-        modules_dir = next(unpacked.glob("lib/modules/*"), None) or next(unpacked.glob("usr/lib/modules/*"), None)
-        if modules_dir is None:
-            raise BuildError(f"{debs[0].name} has no lib/modules/<version> directory")
+            raise BuildError(f"{deb.name} holds {len(found)} boot/vmlinuz-* files, expected 1")
+        modules_dir = unpacked_modules_dir(unpacked, deb)
         order = module_load_order(modules_dir, ROOT_MODULES)
         (kdir / "modules").mkdir(parents=True)
         for name, path in order:
@@ -331,14 +347,19 @@ class Cpio:
         return bytes(self.out)
 
 
-def ensure_initramfs(kernel):
-    init = VM_DIR / "init"
+def ensure_initramfs(kernel, init=None, modules=None, target=None):
+    """The initramfs: busybox, `modules` ([(name, path)] in load order; default the kernel's) and `init`
+    (default scripts/vm/init) as /init, written to `target` (default initrd.gz). scripts/gpio-vm-test
+    builds its own with other arguments."""
+    init = Path(init) if init else VM_DIR / "init"
+    modules = kernel.modules if modules is None else modules
+    target = Path(target) if target else CACHE / "initrd.gz"
     busybox = Path("/bin/busybox")
     probe = subprocess.run(["ldd", str(busybox)], capture_output=True, text=True)
     if "not a dynamic executable" not in probe.stdout + probe.stderr:
         raise BuildError(f"{busybox} is not statically linked: install busybox-static (not busybox)")
-    target = CACHE / "initrd.gz"
-    stamp = sha256_of(init, busybox, Path(__file__), *(p for _, p in kernel.modules))
+    stamp = sha256_of(init, busybox, Path(__file__), *(p for _, p in modules),
+                      extra=json.dumps([name for name, _ in modules]))
     if fresh(target, stamp):
         return target
     cpio = Cpio()
@@ -351,9 +372,9 @@ def ensure_initramfs(kernel):
     cpio.file("init", init.read_bytes(), executable=True)
     cpio.file("etc/passwd", b"root:x:0:0:root:/tmp:/bin/sh\n")
     cpio.file("etc/group", b"root:x:0:\n")
-    for name, path in kernel.modules:
-        cpio.file(f"modules/{name}.ko", path.read_bytes())
-    cpio.file("modules/order", ("\n".join(name for name, _ in kernel.modules) + "\n").encode())
+    for name, path in modules:
+        cpio.file(f"modules/{name}.ko", Path(path).read_bytes())
+    cpio.file("modules/order", ("\n".join(name for name, _ in modules) + "\n").encode())
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(gzip.compress(cpio.finish(), compresslevel=6))
     mark(target, stamp)
@@ -376,7 +397,11 @@ def ensure_meter():
 
 
 def shared_libraries(binary):
-    """Every library `ldd` resolves for `binary`, plus the dynamic loader, as real files."""
+    """Every library `ldd` resolves for `binary`, plus the dynamic loader, as real files (none for a
+    statically linked binary)."""
+    probe = subprocess.run(["ldd", str(binary)], capture_output=True, text=True)
+    if "not a dynamic executable" in probe.stdout + probe.stderr:
+        return {}
     out = run(["ldd", str(binary)])
     libraries = {}
     for line in out.splitlines():
@@ -395,18 +420,24 @@ def shared_libraries(binary):
 def ensure_system_image(bin_dir, meter):
     binaries = {name: Path(bin_dir) / name for name in FROM_BIN_DIR}
     binaries.update({"vouch-vm-meter": meter, "sqlite3": SQLITE3})
+    return ensure_disk_image(CACHE / "system.img", binaries)
+
+
+def ensure_disk_image(target, binaries, label="vouch-system"):
+    """An ext4 image at `target` with `binaries` ({name in /bin: host path}) in /bin, every library they
+    need plus the loader in /lib, and the CA bundle; rebuilt only when one of them changed."""
+    target = Path(target)
     libraries = {}
     for binary in binaries.values():
         if not binary.exists():
             raise BuildError(f"{binary} does not exist")
         libraries.update(shared_libraries(binary))
-    target = CACHE / "system.img"
     inputs = [*binaries.values(), *sorted(libraries.values()), CA_BUNDLE]
-    stamp = sha256_of(*inputs, Path(__file__), extra=json.dumps(sorted(binaries)) + json.dumps(sorted(libraries)))
+    stamp = sha256_of(*inputs, Path(__file__), extra=json.dumps(sorted(binaries)) + json.dumps(sorted(libraries)) + label)
     if fresh(target, stamp):
         return target
     started = time.monotonic()
-    staging = CACHE / "system-staging"
+    staging = target.parent / (target.stem + "-staging")
     if staging.exists():
         shutil.rmtree(staging)
     (staging / "bin").mkdir(parents=True)
@@ -421,7 +452,7 @@ def ensure_system_image(bin_dir, meter):
     size_mib = size * 5 // 4 // (1 << 20) + 32  # room for ext4's own metadata
     if target.exists():
         target.unlink()
-    run(["mkfs.ext4", "-q", "-F", "-L", "vouch-system", "-O", "^has_journal", "-E", "root_owner=0:0",
+    run(["mkfs.ext4", "-q", "-F", "-L", label, "-O", "^has_journal", "-E", "root_owner=0:0",
          "-d", str(staging), str(target), f"{size_mib}M"])
     shutil.rmtree(staging)
     mark(target, stamp)
