@@ -15,6 +15,23 @@ public protocol GPIOBackend: Sendable {
     func requestOutput(chip label: String, line: String, activeLow: Bool, initial: Bool, consumer: String) throws(GPIOError) -> any GPIOOutput
 }
 
+extension GPIOBackend {
+    /// The chip that has every one of these lines (lines are named by the board; numbers move). The
+    /// error lists the names each chip does have.
+    public func chip(having lines: [String]) throws(GPIOError) -> String {
+        let chips = try chips()
+        var names: [String: Set<String>] = [:]
+        for c in chips { names[c.label] = Set(try self.lines(chip: c.label).map(\.name)) }
+        if let found = chips.first(where: { c in lines.allSatisfy { names[c.label]?.contains($0) == true } }) { return found.label }
+        let missing = lines.filter { line in !chips.contains { names[$0.label]?.contains(line) == true } }
+        if missing.isEmpty {
+            throw GPIOError(code: GPIOError.lineNotFound, message: "no single chip has all of \(lines.joined(separator: ", ")): name the chip of each")
+        }
+        let listing = chips.map { "\($0.label): \((names[$0.label] ?? []).filter { !$0.isEmpty }.sorted().prefix(40).joined(separator: ", "))" }.joined(separator: "; ")
+        throw GPIOError(code: GPIOError.lineNotFound, message: "no chip has a line named \(missing.map { "\"\($0)\"" }.joined(separator: ", ")); \(chips.isEmpty ? "there are no GPIO chips" : listing)")
+    }
+}
+
 /// One GPIO chip as the kernel presents it (`/dev/gpiochipN`).
 public struct GPIOChipInfo: Sendable, Equatable {
     public var path: String

@@ -131,7 +131,7 @@ public struct GPIOWatcher: Sendable {
         let members = group.members
         do throws(GPIOError) {
             let chip: String
-            if let named = group.chip { chip = named } else { chip = try locate(members.map { channels[$0].line }) }
+            if let named = group.chip { chip = named } else { chip = try backend.chip(having: members.map { channels[$0].line }) }
             let inputs = try backend.requestInputs(
                 chip: chip, lines: members.map { GPIOInputSettings(line: channels[$0].line, bias: channels[$0].bias, activeLow: channels[$0].activeLow) },
                 consumer: Self.consumer)
@@ -154,15 +154,6 @@ public struct GPIOWatcher: Sendable {
             group.error = error
             group.retryAtNs = clock.now().monoNs + Self.retryNs
         }
-    }
-
-    /// The chip that has all these lines.
-    func locate(_ lines: [String]) throws(GPIOError) -> String {
-        for chip in try backend.chips() {
-            let names = Set(try backend.lines(chip: chip.label).map(\.name))
-            if lines.allSatisfy(names.contains) { return chip.label }
-        }
-        throw GPIOError(code: GPIOError.lineNotFound, message: "no GPIO chip has the line(s) \(lines.joined(separator: ", ")); `vouch gpio list` shows the names there are")
     }
 
     private func changed(_ c: Int, _ change: LevelChange, _ states: inout [ChannelState], _ now: ClockReading) -> [Reading] {
@@ -218,7 +209,7 @@ public final class GPIOOutputs: Sendable {
         for o in settings {
             do throws(GPIOError) {
                 let chip: String
-                if let named = o.chip { chip = named } else { chip = try GPIOWatcher(channels: [], backend: backend, clock: NoClock(), logger: logger).locate([o.line]) }
+                if let named = o.chip { chip = named } else { chip = try backend.chip(having: [o.line]) }
                 held.append(try backend.requestOutput(chip: chip, line: o.line, activeLow: o.activeLow, initial: o.role == .running, consumer: GPIOWatcher.consumer))
                 logger.info("GPIO output \(o.name) (\(o.line) on \"\(chip)\") on while the agent runs")
             } catch {
@@ -234,9 +225,5 @@ public final class GPIOOutputs: Sendable {
             for o in outputs { o.close() }
             outputs = []
         }
-    }
-
-    struct NoClock: AgentClock {
-        func now() -> ClockReading { ClockReading(bootCount: 0, monoNs: 0, wallNs: 0, quality: .unsynchronized) }
     }
 }

@@ -26,12 +26,9 @@ enum ModbusPollBench {
         }
         guard let url = options["url"] else { throw BenchUsage("--url tcp://HOST:PORT or rtu:///dev/PORT is required") }
         let endpoint: ModbusEndpoint
-        if url.hasPrefix("tcp://"), let u = URL(string: url), let host = u.host {
-            endpoint = .tcp(host: host, port: u.port ?? 502)
-        } else if url.hasPrefix("rtu://") {
-            endpoint = .rtu(path: String(url.dropFirst("rtu://".count)))
-        } else {
-            throw BenchUsage("--url must be tcp://HOST:PORT or rtu:///dev/PORT, got \(url)")
+        switch ModbusEndpoint.parse(url) {
+        case .success(let e): endpoint = e
+        case .failure(let problem): throw BenchUsage("--url: \(problem)")
         }
         let unit = try int("unit", 1), address = try int("address", 0), count = try int("count", 10), seconds = try int("seconds", 5)
         let serial: SerialSettings? = endpoint.isSerial ? SerialSettings(baudRate: try int("baud", 9600)) : nil

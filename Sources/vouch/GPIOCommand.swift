@@ -50,16 +50,7 @@ struct GPIOLineOptions: ParsableArguments {
     /// The chip holding every named line: --chip, or the one chip that has them all.
     func resolveChip(_ gpio: any GPIOBackend) throws(GPIOError) -> String {
         if let chip { return chip }
-        let chips = try gpio.chips()
-        var names: [String: Set<String>] = [:]
-        for c in chips { names[c.label] = Set(try gpio.lines(chip: c.label).map(\.name)) }
-        if let found = chips.first(where: { c in lines.allSatisfy { names[c.label]?.contains($0) == true } }) { return found.label }
-        let missing = lines.filter { line in !chips.contains { names[$0.label]?.contains(line) == true } }
-        if missing.isEmpty {
-            throw GPIOError(code: GPIOError.lineNotFound, message: "no single chip has all of \(lines.joined(separator: ", ")): name them per chip with --chip")
-        }
-        let listing = chips.map { "\($0.label): \((names[$0.label] ?? []).filter { !$0.isEmpty }.sorted().prefix(40).joined(separator: ", "))" }.joined(separator: "; ")
-        throw GPIOError(code: GPIOError.lineNotFound, message: "no chip has a line named \(missing.map { "\"\($0)\"" }.joined(separator: ", ")); \(chips.isEmpty ? "there are no GPIO chips" : listing)")
+        return try gpio.chip(having: lines)
     }
 }
 
