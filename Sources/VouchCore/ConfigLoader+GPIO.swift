@@ -1,15 +1,18 @@
+import Foundation
+
 extension ConfigDecoder {
     static let gpioInputKeys = ["name", "line", "chip", "bias", "active_low", "debounce", "signal", "sample_interval"]
     static let gpioOutputKeys = ["name", "line", "chip", "active_low", "role"]
 
-    /// `[[gpio.input]]` and `[[gpio.output]]`. Input channel ids are `gpio.NAME`.
+    /// `[gpio]` with its optional `board`, `[[gpio.input]]` and `[[gpio.output]]`. Input channel ids are `gpio.NAME`.
     mutating func decodeGPIO(_ root: TOMLTable, channelIDs: inout [String: SourcePosition]) -> GPIOSettings {
         guard let node = root["gpio"] else { return GPIOSettings() }
         guard case .table(let table) = node.value else {
             report(node.keyPosition, "\"gpio\" must be a table with [[gpio.input]] / [[gpio.output]] entries")
             return GPIOSettings()
         }
-        checkUnknown(Section(table: table, name: "gpio", position: node.position, known: ["input", "output"]))
+        let top = Section(table: table, name: "gpio", position: node.position, known: ["input", "output", "board", "boards"])
+        checkUnknown(top)
         var settings = GPIOSettings()
         var lines: [String: SourcePosition] = [:]
         func claim(_ line: String?, chip: String?, _ s: Section) -> Bool {
@@ -58,6 +61,101 @@ extension ConfigDecoder {
             guard unique, let name, let line, let activeLow, let role, s.table["chip"] == nil || chip != nil else { continue }
             settings.outputs.append(GPIOOutputSettings(name: name, line: line, chip: chip, activeLow: activeLow, role: role))
         }
+        if let board = gpioBoard(top) {
+            settings.board = board
+            checkAgainstBoard(settings, board: board, table: table)
+        }
         return settings
+    }
+
+    /// The board `[gpio] board = "NAME"` names, looked up in `[gpio] boards` (relative to the config
+    /// file) or the default board directories. Its own problems are reported in the board file.
+    mutating func gpioBoard(_ top: Section) -> Board? {
+        guard top.table["board"] != nil,
+            let name = string(top, "board", required: false, expected: "a board folder's name, e.g. \"rpi4\" (see boards/README.md)")
+        else {
+            if top.table["boards"] != nil { _ = string(top, "boards", required: false) }
+            return nil
+        }
+        var directories = BoardLoader.defaultDirectories
+        if let dir = string(top, "boards", required: false, expected: "the directory holding board folders (NAME/board.toml)") {
+            let base = URL(fileURLWithPath: file).deletingLastPathComponent()
+            directories = [dir.hasPrefix("/") ? dir : base.appendingPathComponent(dir).standardized.path]
+        }
+        let at = top.table["board"]?.position ?? top.position
+        guard BoardLoader.isFolderName(name) else {
+            report(at, "board name \"\(name)\" must be a folder name without a path, e.g. \"rpi4\"")
+            return nil
+        }
+        // A board that is not there is this config's mistake; one that is broken is the board file's.
+        guard directories.contains(where: { FileManager.default.fileExists(atPath: "\($0)/\(name)/\(BoardLoader.fileName)") }) else {
+            report(at, BoardLoader.notFound(name, directories: directories))
+            return nil
+        }
+        do {
+            return try BoardLoader.load(name: name, directories: directories)
+        } catch {
+            diagnostics += error.diagnostics
+            report(at, "board \"\(name)\" (\(error.diagnostics.first?.file ?? name)) has errors, listed below")
+            return nil
+        }
+    }
+
+    /// Every line the config names must be one the board has, usable the way the config uses it:
+    /// a typo or an output-only pin is found by `vouch config check` in the office, not on site.
+    mutating func checkAgainstBoard(_ settings: GPIOSettings, board: Board, table: TOMLTable) {
+        let where_ = "board \(board.name) (\(board.file))"
+        func position(_ list: String, _ index: Int, _ key: String) -> SourcePosition {
+            guard case .array(let items) = table[list]?.value, index < items.count, case .table(let t) = items[index].value else {
+                return SourcePosition(line: 1, column: 1)
+            }
+            return t[key]?.position ?? items[index].position
+        }
+        func find(_ line: String, chip: String?, at: SourcePosition) -> Board.Line? {
+            guard let found = board.line(named: line) else {
+                let names = board.lines.flatMap { [$0.name] + $0.otherNames }
+                let hint = Self.closest(line, in: names).map { "; did you mean \"\($0)\"?" }
+                    ?? " (its lines: \(board.lines.map(\.name).joined(separator: ", ")))"
+                report(at, "line \"\(line)\" is not on \(where_)\(hint)")
+                return nil
+            }
+            if let chip, chip != found.chip {
+                report(at, "line \"\(line)\" is on chip \"\(found.chip)\" on board \(board.name), not on \"\(chip)\": set chip = \"\(found.chip)\" or leave chip out")
+            }
+            return found
+        }
+        func notes(_ line: Board.Line) -> String { line.notes.isEmpty ? "" : " (board notes: \(line.notes))" }
+        // Inputs and outputs were appended in file order, skipping broken entries: match them by name.
+        let inputEntries = entries(table, "input")
+        for input in settings.inputs {
+            let name = String(input.id.dropFirst("gpio.".count))
+            guard let index = inputEntries.firstIndex(where: { $0 == name }) else { continue }
+            let at = position("input", index, "line")
+            guard let line = find(input.line, chip: input.chip, at: at) else { continue }
+            if !line.canRead {
+                report(at, "line \"\(input.line)\" on board \(board.name) is an output only\(notes(line)): it cannot be a [[gpio.input]]")
+            }
+            if input.bias != .asIs, input.bias != .disabled, !line.biasSupported {
+                report(position("input", index, "bias"), "board \(board.name) cannot set the pull of line \"\(input.line)\" from software (the kernel may accept the request and do nothing, leaving the input floating)\(notes(line)): fit a resistor and set bias = \"as-is\"")
+            }
+        }
+        let outputEntries = entries(table, "output")
+        for output in settings.outputs {
+            guard let index = outputEntries.firstIndex(where: { $0 == output.name }) else { continue }
+            let at = position("output", index, "line")
+            guard let line = find(output.line, chip: output.chip, at: at) else { continue }
+            if !line.canDrive {
+                report(at, "line \"\(output.line)\" on board \(board.name) is an input only\(notes(line)): it cannot be a [[gpio.output]]")
+            }
+        }
+    }
+
+    /// The `name` of each entry of `[[gpio.<list>]]`, in file order (nil where it has none).
+    func entries(_ table: TOMLTable, _ list: String) -> [String?] {
+        guard case .array(let items) = table[list]?.value else { return [] }
+        return items.map { item in
+            guard case .table(let t) = item.value, case .string(let name) = t["name"]?.value else { return nil }
+            return name
+        }
     }
 }

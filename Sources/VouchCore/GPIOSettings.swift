@@ -82,10 +82,14 @@ public struct GPIOOutputSettings: Sendable, Equatable {
 public struct GPIOSettings: Sendable, Equatable {
     public var inputs: [GPIOInputChannelSettings]
     public var outputs: [GPIOOutputSettings]
+    /// The board `[gpio] board` names; every line above was checked against it. Nil: lines are
+    /// found on whatever chips the gateway has, unchecked until the agent starts.
+    public var board: Board?
 
-    public init(inputs: [GPIOInputChannelSettings] = [], outputs: [GPIOOutputSettings] = []) {
+    public init(inputs: [GPIOInputChannelSettings] = [], outputs: [GPIOOutputSettings] = [], board: Board? = nil) {
         self.inputs = inputs
         self.outputs = outputs
+        self.board = board
     }
 }
 

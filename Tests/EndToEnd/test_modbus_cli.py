@@ -640,11 +640,13 @@ def test_help_has_examples(sub):
 
 
 def test_the_readme_modbus_example_is_a_valid_config(tmp_path):
-    """README.md's Modbus configuration, as printed, passes `vouch config check` and plans as it says."""
+    """README.md's Modbus and GPIO configuration, as printed, passes `vouch config check` (the GPIO lines
+    checked against boards/sim) and plans as it says."""
     readme = (ROOT / "README.md").read_text()
     start = readme.index("[modbus]\ntemplates = ")
     end = readme.index("[[stoppage]]", start)
-    modbus = readme[start:end].replace('templates = "/usr/share/vouch/modbus"', f'templates = "{ROOT / "boards" / "modbus"}"')
+    modbus = readme[start:end].replace('templates = "/usr/share/vouch/modbus"', f'templates = "{ROOT / "boards" / "modbus"}"')\
+        .replace('boards = "/usr/share/vouch/boards"', f'boards = "{ROOT / "boards"}"')
     config = tmp_path / "vouch.toml"
     config.write_text(f"""
 [device]
