@@ -13,33 +13,69 @@ import VouchCore
 /// `E_GPIO_EDGES_LOST` beside the value, never hiding it. A chip or line that cannot be requested
 /// (missing, busy, no permission) gives a comm-error reading per sample with its code, and is
 /// requested again every 5 s.
+///
+/// Memory stays bounded when the consumer (the store) falls behind a chattering line. Past
+/// ``Backlog/shedChanges`` readings handed over and not yet consumed, a level channel's changes are
+/// counted instead of recorded one by one, and the count is reported at the next sample as
+/// `E_GPIO_CHANGES_NOT_RECORDED` (samples, pulse totals and duty stay exact: they are computed here).
+/// Past ``Backlog/wait`` the watcher waits for the consumer, as a Modbus bus does; edges then queue in
+/// the kernel, and any it drops are reported as `E_GPIO_EDGES_LOST`. Nothing is dropped unsaid.
 public struct GPIOWatcher: Sendable {
     public let channels: [GPIOInputChannelSettings]
     let backend: any GPIOBackend
     let clock: any AgentClock
     let logger: Logger
+    let backlog: Backlog
     public static let consumer = "vouch"
     static let retryNs: Int64 = 5_000_000_000
 
-    public init(channels: [GPIOInputChannelSettings], backend: any GPIOBackend, clock: any AgentClock, logger: Logger) {
+    /// Readings handed to the consumer and not yet consumed, at which the watcher changes course.
+    public struct Backlog: Sendable {
+        /// From here a level channel's changes are counted, not recorded one by one.
+        public var shedChanges: Int
+        /// From here the watcher waits for the consumer.
+        public var wait: Int
+        /// About 1 MB of readings held at most; 4,096 changes is a minute of a line chattering at 70 Hz
+        /// with nothing consumed.
+        public static let standard = Backlog(shedChanges: 4_096, wait: 16_384)
+
+        public init(shedChanges: Int, wait: Int) {
+            self.shedChanges = shedChanges
+            self.wait = wait
+        }
+    }
+
+    public init(channels: [GPIOInputChannelSettings], backend: any GPIOBackend, clock: any AgentClock, logger: Logger, backlog: Backlog = .standard) {
         self.channels = channels
         self.backend = backend
         self.clock = clock
         self.logger = logger
+        self.backlog = backlog
     }
 
     /// Watches until the task is cancelled; everything observed reaches `sink` before this returns.
     public func run(sink: @escaping @Sendable ([Reading]) async -> Void) async {
+        // Unbounded as a stream; the bound is kept by the watcher, which sees `outstanding`.
         let (stream, continuation) = AsyncStream.makeStream(of: [Reading].self, bufferingPolicy: .unbounded)
         let stop = Mutex(false)
+        let outstanding = Atomic<Int>(0)
         let thread = Thread { [self] in
-            watch(until: { stop.withLock { $0 } }, deliver: { continuation.yield($0) })
+            watch(
+                until: { stop.withLock { $0 } },
+                deliver: {
+                    outstanding.add($0.count, ordering: .relaxed)
+                    continuation.yield($0)
+                },
+                outstanding: { outstanding.load(ordering: .relaxed) })
             continuation.finish()
         }
         thread.name = "vouch.gpio"
         thread.start()
         let consumer = Task {
-            for await readings in stream { await sink(readings) }
+            for await readings in stream {
+                await sink(readings)
+                outstanding.subtract(readings.count, ordering: .relaxed)
+            }
         }
         await withTaskCancellationHandler {
             await consumer.value
@@ -64,10 +100,13 @@ public struct GPIOWatcher: Sendable {
         var duty: DutyCycle
         var nextSampleNs: Int64
         var lostSinceSample: Int64 = 0
+        /// Level changes counted but not recorded since the last sample (the consumer was behind).
+        var unrecordedSinceSample: Int64 = 0
     }
 
-    /// The blocking loop: `stopped` is polled at least every 100 ms.
-    func watch(until stopped: () -> Bool, deliver: ([Reading]) -> Void) {
+    /// The blocking loop: `stopped` is polled at least every 100 ms. `outstanding`: readings delivered
+    /// and not yet consumed.
+    func watch(until stopped: () -> Bool, deliver: ([Reading]) -> Void, outstanding: () -> Int = { 0 }) {
         let start = clock.now().monoNs
         var groups = Dictionary(grouping: channels.indices, by: { channels[$0].chip }).map { Group(chip: $0.key, members: $0.value.sorted()) }
             .sorted { ($0.members.first ?? 0) < ($1.members.first ?? 0) }
@@ -79,6 +118,7 @@ public struct GPIOWatcher: Sendable {
         defer { for g in groups { g.inputs?.close() } }
         while !stopped() {
             var out: [Reading] = []
+            let shed = outstanding() >= backlog.shedChanges
             for gi in groups.indices where groups[gi].inputs == nil && clock.now().monoNs >= groups[gi].retryAtNs {
                 request(&groups[gi], &states)
             }
@@ -94,7 +134,7 @@ public struct GPIOWatcher: Sendable {
                     for e in edges {
                         let c = groups[gi].members[e.line]
                         if states[c].continuity.edge(rising: e.rising) { states[c].lostSinceSample += 1 }
-                        if let change = states[c].debouncer.edge(rising: e.rising, atNs: e.monoNs) { out += changed(c, change, &states, now) }
+                        if let change = states[c].debouncer.edge(rising: e.rising, atNs: e.monoNs) { out += changed(c, change, &states, now, shed: shed) }
                     }
                     if edges.isEmpty {
                         // A quiet line's level must be what its last edge said; otherwise edges were lost.
@@ -102,7 +142,7 @@ public struct GPIOWatcher: Sendable {
                         for (i, c) in groups[gi].members.enumerated() where states[c].continuity.check(current: levels[i] == 1) {
                             states[c].lostSinceSample += 1
                             // The lost edges' times are unknown: the level is taken as of now.
-                            if let change = states[c].debouncer.edge(rising: levels[i] == 1, atNs: now.monoNs) { out += changed(c, change, &states, now) }
+                            if let change = states[c].debouncer.edge(rising: levels[i] == 1, atNs: now.monoNs) { out += changed(c, change, &states, now, shed: shed) }
                         }
                     }
                 } catch {
@@ -115,7 +155,7 @@ public struct GPIOWatcher: Sendable {
             }
             let now = clock.now()
             for c in states.indices {
-                if let change = states[c].debouncer.advance(toNs: now.monoNs) { out += changed(c, change, &states, now) }
+                if let change = states[c].debouncer.advance(toNs: now.monoNs) { out += changed(c, change, &states, now, shed: shed) }
             }
             for c in states.indices where now.monoNs >= states[c].nextSampleNs {
                 let group = groups.first { $0.members.contains(c) }
@@ -124,6 +164,8 @@ public struct GPIOWatcher: Sendable {
                 states[c].nextSampleNs += interval * max(1, (now.monoNs - states[c].nextSampleNs) / interval + 1)
             }
             if !out.isEmpty { deliver(out) }
+            // The consumer is far behind: wait for it rather than grow without bound.
+            while outstanding() >= backlog.wait && !stopped() { Thread.sleep(forTimeInterval: 0.01) }
         }
     }
 
@@ -156,10 +198,14 @@ public struct GPIOWatcher: Sendable {
         }
     }
 
-    private func changed(_ c: Int, _ change: LevelChange, _ states: inout [ChannelState], _ now: ClockReading) -> [Reading] {
+    private func changed(_ c: Int, _ change: LevelChange, _ states: inout [ChannelState], _ now: ClockReading, shed: Bool) -> [Reading] {
         states[c].duty.level(change)
         if change.active { states[c].counter.edge(rising: true) }
         guard channels[c].signal == .level else { return [] }
+        guard !shed else {
+            states[c].unrecordedSinceSample += 1
+            return []
+        }
         let at = ClockReading(bootCount: now.bootCount, monoNs: change.sinceNs, wallNs: now.wallNs - (now.monoNs - change.sinceNs), quality: now.quality)
         return [reading(c, at, value: change.active ? 1 : 0)]
     }
@@ -178,14 +224,22 @@ public struct GPIOWatcher: Sendable {
         case .duty: value = states[c].duty.closeInterval(atNs: now.monoNs)
         }
         var out = [reading(c, now, value: value)]
-        if states[c].lostSinceSample > 0 {
+        // Beside the value, never instead of it: what the value may be missing.
+        func flag(_ code: String, _ message: String) {
             out.append(
                 Reading(
                     channel: channel.id, time: now, value: nil, scaleExponent: channel.signal.scaleExponent, unit: channel.signal.unit, rawWords: [],
-                    quality: .commError(
-                        code: "E_GPIO_EDGES_LOST",
-                        message: "\(states[c].lostSinceSample) loss(es) of edges on \(channel.line) since the last sample (the kernel keeps 16 per line): counts and times are lower bounds")))
+                    quality: .commError(code: code, message: message)))
+        }
+        if states[c].lostSinceSample > 0 {
+            flag("E_GPIO_EDGES_LOST", "\(states[c].lostSinceSample) loss(es) of edges on \(channel.line) since the last sample (the kernel keeps 16 per line): counts and times are lower bounds")
             states[c].lostSinceSample = 0
+        }
+        if states[c].unrecordedSinceSample > 0 {
+            flag(
+                "E_GPIO_CHANGES_NOT_RECORDED",
+                "\(states[c].unrecordedSinceSample) change(s) of \(channel.line) since the last sample were counted but not recorded one by one: the store fell behind (the level at each sample is recorded)")
+            states[c].unrecordedSinceSample = 0
         }
         return out
     }

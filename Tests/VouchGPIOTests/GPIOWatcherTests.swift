@@ -198,4 +198,76 @@ final class TestClock: AgentClock, Sendable {
         #expect(readings.last?.value == 1000, "active the whole last second: \(readings.last.map { "\($0.value ?? -1)" } ?? "-")")
         #expect(chip.state.withLock { $0.requests } >= 2, "requested again")
     }
+
+    /// A sink that holds its first call until released, as a store stuck on a slow disk would.
+    final class HeldSink: Sendable {
+        let held = Mutex(true)
+        let got = Collected()
+        func take(_ readings: [Reading]) async {
+            while held.withLock({ $0 }) { try? await Task.sleep(for: .milliseconds(2)) }
+            got.readings.withLock { $0 += readings }
+        }
+    }
+
+    @Test func aStoreThatFallsBehindCostsChangeDetailButNoCountAndNoUnboundedMemory() async throws {
+        let clock = TestClock()
+        let chip = FakeChip(lines: ["door", "pulse"], clock: clock)
+        let door = GPIOInputChannelSettings(id: "gpio.door", line: "door", sampleInterval: .seconds(1))
+        let pulse = GPIOInputChannelSettings(id: "gpio.pulse", line: "pulse", signal: .counter, sampleInterval: .seconds(1))
+        let sink = HeldSink()
+        let watcher = GPIOWatcher(channels: [door, pulse], backend: chip, clock: clock, logger: Logger(label: "test"), backlog: .init(shedChanges: 8, wait: 1_000))
+        let task = Task { await watcher.run { await sink.take($0) } }
+        try await settle(chip)
+        // 40 door changes and 20 pulses, each seen on its own turn of the loop, with nothing consumed.
+        for i in 0..<40 {
+            clock.advance(ms: 1)
+            chip.edge("door", i % 2 == 0)
+            if i % 2 == 0 { chip.edge("pulse", true) } else { chip.edge("pulse", false) }
+            try await settle(chip)
+        }
+        sink.held.withLock { $0 = false }
+        clock.advance(ms: 1_000)
+        try await settle(chip)
+        try await settle(chip)
+        task.cancel()
+        await task.value
+        let doorReadings = sink.got.of("gpio.door")
+        let changes = doorReadings.filter { $0.quality == .ok && $0.time.monoNs < 2_000_000_000 }
+        let notRecorded = doorReadings.compactMap { r -> Int? in
+            guard case .commError("E_GPIO_CHANGES_NOT_RECORDED", let message) = r.quality else { return nil }
+            return Int(message.prefix { $0.isNumber })
+        }
+        #expect(notRecorded.count == 1, "reported once, at the sample: \(doorReadings)")
+        #expect((notRecorded.first ?? 0) > 0 && changes.count + (notRecorded.first ?? 0) == 40, "\(changes.count) recorded + \(notRecorded) counted")
+        #expect(changes.count >= 8 && changes.count < 40, "recorded one by one until 8 readings were waiting: \(changes.count)")
+        #expect(doorReadings.contains { $0.quality == .ok && $0.time.monoNs >= 2_000_000_000 && $0.value == 0 }, "the sample still says where the door is")
+        #expect(sink.got.of("gpio.pulse").first { $0.quality == .ok }?.value == 20, "pulses are all counted: \(sink.got.of("gpio.pulse"))")
+    }
+
+    @Test func aStoreFarBehindMakesTheWatcherWaitAndResume() async throws {
+        let clock = TestClock()
+        let chip = FakeChip(lines: ["door"], clock: clock)
+        let door = GPIOInputChannelSettings(id: "gpio.door", line: "door", sampleInterval: .seconds(1))
+        let sink = HeldSink()
+        let watcher = GPIOWatcher(channels: [door], backend: chip, clock: clock, logger: Logger(label: "test"), backlog: .init(shedChanges: 2, wait: 4))
+        let task = Task { await watcher.run { await sink.take($0) } }
+        try await settle(chip)
+        for i in 0..<4 {
+            clock.advance(ms: 1)
+            chip.edge("door", i % 2 == 0)
+            try await settle(chip)
+        }
+        // Three changes are out, none consumed (a change is final once time moves past its edge). Moving
+        // time on finalises the fourth and makes a sample due: 5 outstanding, so the loop stops turning.
+        clock.advance(ms: 1_000)
+        try await Task.sleep(for: .milliseconds(100))
+        let waitsWhileHeld = chip.state.withLock { $0.waits }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(chip.state.withLock { $0.waits } - waitsWhileHeld <= 1, "the watcher waits for the consumer instead of piling up readings")
+        sink.held.withLock { $0 = false }
+        try await settle(chip)
+        task.cancel()
+        await task.value
+        #expect(sink.got.of("gpio.door").count >= 4, "everything handed over reaches the sink: \(sink.got.of("gpio.door"))")
+    }
 }
