@@ -309,6 +309,7 @@ struct BoardTests {
 
     @Test func aMissingBoardNamesTheBoardsThereAndTheClosestOne() throws {
         let dir = try Self.boardsDirectory(["alpha", "beta"])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let d = notFound("alpah", in: [dir])
         #expect(d?.file == "\(dir)/alpah/board.toml")
         #expect(d?.position == SourcePosition(line: 1, column: 1))
@@ -317,6 +318,7 @@ struct BoardTests {
 
     @Test func theModbusTemplatesFolderIsNotABoard() throws {
         let dir = try Self.boardsDirectory(["alpha", "beta"])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         #expect(BoardLoader.availableBoards(in: [dir]) == ["alpha", "beta"])
         #expect(notFound("modbus", in: [dir])?.message == #"board "modbus" not found: \#(dir)/modbus has no board.toml (available: alpha, beta)"#)
         #expect(notFound("modbus", in: [Self.boardsDirectory.path])?.message.contains("boards/modbus has no board.toml (available: iot2050, ") == true)
@@ -324,6 +326,7 @@ struct BoardTests {
 
     @Test func aDirectoryWithoutBoardsSaysSo() throws {
         let dir = try Self.boardsDirectory([])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         #expect(notFound("rpi4", in: [dir])?.message == #"board "rpi4" not found: no rpi4/board.toml in \#(dir), and no boards there at all (a board is a folder NAME holding board.toml)"#)
         #expect(notFound("rpi4", in: [])?.message == #"board "rpi4" not found: no board directories to look in"#)
     }
@@ -331,6 +334,7 @@ struct BoardTests {
     @Test(arguments: ["../etc", "", ".hidden", "a/b"])
     func aBoardNameIsAFolderNameNotAPath(_ name: String) throws {
         let dir = try Self.boardsDirectory(["alpha"])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let d = notFound(name, in: [dir])
         #expect(d?.message == #"board name "\#(name)" must be a folder name without a path, e.g. "rpi4""#)
         #expect(d?.file == dir)
@@ -338,7 +342,9 @@ struct BoardTests {
 
     @Test func theFirstDirectoryHoldingTheBoardWinsAndAllAreListed() throws {
         let site = try Self.boardsDirectory(["alpha"], tag: "site")
+        defer { try? FileManager.default.removeItem(atPath: site) }
         let packaged = try Self.boardsDirectory(["alpha", "beta"], tag: "package")
+        defer { try? FileManager.default.removeItem(atPath: packaged) }
         #expect(try BoardLoader.load(name: "alpha", directories: [site, packaged]).description == "alpha from site")
         #expect(try BoardLoader.load(name: "beta", directories: [site, packaged]).file == "\(packaged)/beta/board.toml")
         #expect(notFound("gamma", in: [site, packaged])?.message == #"board "gamma" not found: no gamma/board.toml in \#(site), \#(packaged) (available: alpha, beta)"#)
@@ -346,6 +352,7 @@ struct BoardTests {
 
     @Test func aBrokenBoardFoundOnDiskIsReportedAgainstItsOwnFile() throws {
         let dir = try Self.boardsDirectory(["alpha"])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let file = "\(dir)/alpha/board.toml"
         try Self.validWith("offset = 1", "offset = 0").write(toFile: file, atomically: true, encoding: .utf8)
         do {
