@@ -12,7 +12,7 @@ struct GPIOCommand: ParsableCommand {
             found on whichever chip has it, or on --chip LABEL. Reading a line requests it for a moment: \
             a line the agent holds is busy, and the error names its holder.
 
-            Exit status: 0 success; 64 a usage error; 69 a chip or line that is missing, busy or not permitted.
+            Exit status: 0 success; 64 a usage error; 69 a chip or line that is missing or busy; 77 no permission (join group gpio).
 
             Examples:
               vouch gpio list
@@ -56,10 +56,12 @@ struct GPIOLineOptions: ParsableArguments {
 
 enum GPIOCLI {
     static let unavailable = ExitCode(69)
+    /// EX_NOPERM: the fix is a group membership, not a wire.
+    static let noPermission = ExitCode(77)
 
     static func fail(_ error: GPIOError) -> ExitCode {
         FileHandleOutput.standardError("error: \(error)")
-        return unavailable
+        return error.code == GPIOError.permission ? noPermission : unavailable
     }
 
     /// "12.345678" seconds of CLOCK_BOOTTIME.
