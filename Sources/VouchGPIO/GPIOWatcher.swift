@@ -9,7 +9,8 @@ import VouchCore
 /// Per channel, at every sample interval: `level` 0/1, `counter` the running total of pulses, `duty`
 /// the active share of the interval in per mille; a `level` channel also gets a reading at each
 /// debounced change, dated by the kernel's timestamp, so a door opened and closed between two samples
-/// is still on record. Edges that were lost (see ``EdgeContinuity``) add a comm-error reading
+/// is still on record. When the watcher stops, every channel is sampled once more (a partial interval),
+/// so pulses and active time since the last sample are recorded too. Edges that were lost (see ``EdgeContinuity``) add a comm-error reading
 /// `E_GPIO_EDGES_LOST` beside the value, never hiding it. A chip or line that cannot be requested
 /// (missing, busy, no permission) gives a comm-error reading per sample with its code, and is
 /// requested again every 5 s.
@@ -99,6 +100,8 @@ public struct GPIOWatcher: Sendable {
         var counter: PulseCounter
         var duty: DutyCycle
         var nextSampleNs: Int64
+        /// When the last sample was taken (the start, before the first).
+        var lastSampleNs: Int64
         var lostSinceSample: Int64 = 0
         /// Level changes counted but not recorded since the last sample (the consumer was behind).
         var unrecordedSinceSample: Int64 = 0
@@ -113,19 +116,23 @@ public struct GPIOWatcher: Sendable {
         var states = channels.map {
             ChannelState(
                 debouncer: Debouncer(stableNs: Self.ns($0.debounce), initial: false), continuity: EdgeContinuity(level: false), counter: PulseCounter(startNs: start),
-                duty: DutyCycle(active: false, startNs: start), nextSampleNs: start + Self.ns($0.sampleInterval))
+                duty: DutyCycle(active: false, startNs: start), nextSampleNs: start + Self.ns($0.sampleInterval), lastSampleNs: start)
         }
         defer { for g in groups { g.inputs?.close() } }
-        while !stopped() {
+        // The last turn, once stopped, reads the edges already queued and samples every channel: the
+        // pulses and active time since the last sample are on record, not lost with the process.
+        var stopping = false
+        while !stopping {
+            stopping = stopped()
             var out: [Reading] = []
             let shed = outstanding() >= backlog.shedChanges
-            for gi in groups.indices where groups[gi].inputs == nil && clock.now().monoNs >= groups[gi].retryAtNs {
+            for gi in groups.indices where !stopping && groups[gi].inputs == nil && clock.now().monoNs >= groups[gi].retryAtNs {
                 request(&groups[gi], &states)
             }
             let live = groups.indices.filter { groups[$0].inputs != nil }
             let nextSample = states.map(\.nextSampleNs).min() ?? (clock.now().monoNs + 1_000_000_000)
-            let waitNs = max(1_000_000, min(100_000_000, nextSample - clock.now().monoNs)) / Int64(max(1, live.count))
-            if live.isEmpty { Thread.sleep(forTimeInterval: Double(waitNs) / 1e9) }
+            let waitNs = stopping ? 0 : max(1_000_000, min(100_000_000, nextSample - clock.now().monoNs)) / Int64(max(1, live.count))
+            if live.isEmpty && !stopping { Thread.sleep(forTimeInterval: Double(waitNs) / 1e9) }
             for gi in live {
                 guard let inputs = groups[gi].inputs else { continue }
                 do {
@@ -157,15 +164,17 @@ public struct GPIOWatcher: Sendable {
             for c in states.indices {
                 if let change = states[c].debouncer.advance(toNs: now.monoNs) { out += changed(c, change, &states, now, shed: shed) }
             }
-            for c in states.indices where now.monoNs >= states[c].nextSampleNs {
+            // (At stop, a channel sampled at this very instant has no interval left to report.)
+            for c in states.indices where now.monoNs >= states[c].nextSampleNs || (stopping && now.monoNs > states[c].lastSampleNs) {
                 let group = groups.first { $0.members.contains(c) }
                 out += sample(c, &states, now, failure: group?.inputs == nil ? group?.error : nil)
+                states[c].lastSampleNs = now.monoNs
                 let interval = Self.ns(channels[c].sampleInterval)
                 states[c].nextSampleNs += interval * max(1, (now.monoNs - states[c].nextSampleNs) / interval + 1)
             }
             if !out.isEmpty { deliver(out) }
             // The consumer is far behind: wait for it rather than grow without bound.
-            while outstanding() >= backlog.wait && !stopped() { Thread.sleep(forTimeInterval: 0.01) }
+            while outstanding() >= backlog.wait && !stopping && !stopped() { Thread.sleep(forTimeInterval: 0.01) }
         }
     }
 

@@ -270,4 +270,28 @@ final class TestClock: AgentClock, Sendable {
         await task.value
         #expect(sink.got.of("gpio.door").count >= 4, "everything handed over reaches the sink: \(sink.got.of("gpio.door"))")
     }
+
+    @Test func stoppingSamplesEveryChannelSoTheLastPartialIntervalIsRecorded() async throws {
+        let clock = TestClock()
+        let chip = FakeChip(lines: ["pulse", "run"], clock: clock)
+        let pulse = GPIOInputChannelSettings(id: "gpio.pulse", line: "pulse", signal: .counter, sampleInterval: .seconds(10))
+        let run = GPIOInputChannelSettings(id: "gpio.run", line: "run", signal: .duty, sampleInterval: .seconds(10))
+        let got = try await watching([pulse, run], chip: chip, clock: clock) {
+            try await settle(chip)
+            chip.edge("run", true)
+            for _ in 0..<3 {
+                clock.advance(ms: 100)
+                chip.edge("pulse", true)
+                clock.advance(ms: 100)
+                chip.edge("pulse", false)
+                try await settle(chip)
+            }
+            chip.edge("run", false)
+            clock.advance(ms: 400)  // 1 s since watching began, 9 s before the first sample
+            try await settle(chip)
+        }
+        // Stopped 1 s into a 10 s interval: the 3 pulses, and the run line's 600 ms of 1,000, are recorded.
+        #expect(got.of("gpio.pulse").map(\.value) == [3], "\(got.of("gpio.pulse"))")
+        #expect(got.of("gpio.run").map(\.value) == [600], "\(got.of("gpio.run"))")
+    }
 }
