@@ -5,7 +5,8 @@ import VouchGPIO
 /// The real-kernel GPIO checks, run inside the qemu VM by scripts/gpio-vm-test against the kernel's
 /// gpio-sim (the layout of boards/sim: chip "vouch-sim" with door, motion, run, pulse, tamper, siren,
 /// status_led, spare7…15; chip "vouch-sim-b" with b0…b3). Inputs are driven by writing pull-up /
-/// pull-down to the simulator's sysfs files; outputs are read back from them. Prints the VMTEST
+/// pull-down to the simulator's sysfs files; outputs are read back from them. After the library checks,
+/// the whole agent runs on those lines (AgentCheck.swift), then the technician's CLI. Prints the VMTEST
 /// protocol: `VMTEST PASS|FAIL name detail`, `VMTEST FIGURE name value unit`, then `VMTEST DONE`.
 /// Not shipped.
 @main
@@ -100,6 +101,7 @@ struct Checks {
         lostEventsAreDetected()
         outputs()
         sustainedRate(seconds: 2)
+        agentRecordsGPIO()
         technicianCLI()
     }
 
