@@ -19,7 +19,21 @@ struct GPIOVMTest {
             exit(1)
         }
         var t = Checks(sim: simA)
-        t.run()
+        // VOUCH_GPIO_ONLY (from the kernel's vouch.gpio.only=, see scripts/vm/gpio-init): "bench" runs
+        // only the benchmark parts, VOUCH_GPIO_ROUNDS times (scripts/bench-gpio); unset runs every check.
+        switch env["VOUCH_GPIO_ONLY"] ?? "" {
+        case "":
+            t.run()
+        case "bench":
+            let rounds = Int(env["VOUCH_GPIO_ROUNDS"] ?? "1") ?? 0
+            guard (1...100).contains(rounds) else {
+                t.check("setup", false, "VOUCH_GPIO_ROUNDS is \"\(env["VOUCH_GPIO_ROUNDS"] ?? "")\", expected 1 to 100")
+                break
+            }
+            t.bench(rounds: rounds)
+        case let other:
+            t.check("setup", false, "VOUCH_GPIO_ONLY is \"\(other)\"; known: bench (or unset for every check)")
+        }
         print("VMTEST DONE")
         exit(t.failed ? 1 : 0)
     }
