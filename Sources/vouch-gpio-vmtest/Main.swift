@@ -108,6 +108,7 @@ struct Checks {
         chipsAndNames()
         errorsNameWhatExists()
         edgesInOrderWithLatency()
+        timestampsAreWhenTheEdgeHappened()
         activeLowAndBias()
         busyLineNamesItsHolder()
         debounceAndHold()
@@ -223,6 +224,36 @@ struct Checks {
             figure("edge-to-reading-latency-median", sorted[sorted.count / 2], "ms (TCG, no KVM)")
             figure("edge-to-reading-latency-max", sorted.last ?? 0, "ms (TCG, no KVM)")
         }
+    }
+
+    /// An edge's time is the kernel's timestamp of the edge, not the time it was read: each edge is
+    /// read only 150 ms after it was written, and its time must fall within the write (plus 20 ms for
+    /// the simulated interrupt, measured at about 0.1 ms here), far from the read. The other edge checks
+    /// read each edge at once, so a reader that stamped edges itself would pass them.
+    mutating func timestampsAreWhenTheEdgeHappened() {
+        pull("motion", up: false)
+        guard let inputs = try? gpio.requestInputs(chip: chip, lines: [GPIOInputSettings(line: "motion")], consumer: "vouch-vmtest") else {
+            return check("edge-timestamp-is-the-kernels", false, "cannot request motion")
+        }
+        defer { inputs.close() }
+        var offsetsMs: [Double] = []
+        var ok = true
+        for i in 0..<4 {
+            let before = Self.nowNs()
+            pull("motion", up: i % 2 == 0)
+            let after = Self.nowNs()
+            // The delay is the point of the check: it separates when the edge happened from when it is read.
+            Thread.sleep(forTimeInterval: 0.15)
+            let got = collect(inputs, count: 1, timeout: .seconds(2))
+            guard got.count == 1, let e = got.first else {
+                ok = false
+                offsetsMs.append(.nan)
+                continue
+            }
+            offsetsMs.append(Double(e.monoNs - before) / 1e6)
+            if e.monoNs < before || e.monoNs > after + 20_000_000 { ok = false }
+        }
+        check("edge-timestamp-is-the-kernels", ok, "edges read 150 ms after each write are stamped \(offsetsMs.map { String(format: "%.2f", $0) }) ms after the write began (at most the write + 20 ms allowed)")
     }
 
     mutating func activeLowAndBias() {
