@@ -98,7 +98,7 @@ let package = Package(
         // Size benchmark input (scripts/bench-evidence-size); not shipped.
         .executableTarget(name: "vouch-bench", dependencies: ["VouchEvidence"]),
         // The real-kernel GPIO checks run inside the gpio-sim VM (scripts/gpio-vm-test); not shipped.
-        .executableTarget(name: "vouch-gpio-vmtest", dependencies: ["VouchCore", "VouchGPIO"]),
+        .executableTarget(name: "vouch-gpio-vmtest", dependencies: ["VouchCore", "VouchEvidence", "VouchGPIO"]),
         // Modbus poll-throughput benchmark's Swift side (scripts/bench-modbus); not shipped.
         .executableTarget(
             name: "vouch-bench-modbus",

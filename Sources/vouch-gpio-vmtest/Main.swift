@@ -5,7 +5,8 @@ import VouchGPIO
 /// The real-kernel GPIO checks, run inside the qemu VM by scripts/gpio-vm-test against the kernel's
 /// gpio-sim (the layout of boards/sim: chip "vouch-sim" with door, motion, run, pulse, tamper, siren,
 /// status_led, spare7…15; chip "vouch-sim-b" with b0…b3). Inputs are driven by writing pull-up /
-/// pull-down to the simulator's sysfs files; outputs are read back from them. Prints the VMTEST
+/// pull-down to the simulator's sysfs files; outputs are read back from them. After the library checks,
+/// the whole agent runs on those lines (AgentCheck.swift), then the technician's CLI. Prints the VMTEST
 /// protocol: `VMTEST PASS|FAIL name detail`, `VMTEST FIGURE name value unit`, then `VMTEST DONE`.
 /// Not shipped.
 @main
@@ -18,7 +19,21 @@ struct GPIOVMTest {
             exit(1)
         }
         var t = Checks(sim: simA)
-        t.run()
+        // VOUCH_GPIO_ONLY (from the kernel's vouch.gpio.only=, see scripts/vm/gpio-init): "bench" runs
+        // only the benchmark parts, VOUCH_GPIO_ROUNDS times (scripts/bench-gpio); unset runs every check.
+        switch env["VOUCH_GPIO_ONLY"] ?? "" {
+        case "":
+            t.run()
+        case "bench":
+            let rounds = Int(env["VOUCH_GPIO_ROUNDS"] ?? "1") ?? 0
+            guard (1...100).contains(rounds) else {
+                t.check("setup", false, "VOUCH_GPIO_ROUNDS is \"\(env["VOUCH_GPIO_ROUNDS"] ?? "")\", expected 1 to 100")
+                break
+            }
+            t.bench(rounds: rounds)
+        case let other:
+            t.check("setup", false, "VOUCH_GPIO_ONLY is \"\(other)\"; known: bench (or unset for every check)")
+        }
         print("VMTEST DONE")
         exit(t.failed ? 1 : 0)
     }
@@ -73,17 +88,35 @@ struct Checks {
         return edges
     }
 
+    /// Runs a program to its end; its standard output and error, read whole (stdout first: the
+    /// programs run here write little to stderr, so its pipe cannot fill while stdout is read).
+    static func runProgram(_ path: String, _ arguments: [String], whileRunning: (() -> Void)? = nil) -> (status: Int32, out: String, err: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        do { try p.run() } catch { return (-1, "", "\(error)") }
+        whileRunning?()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
     mutating func run() {
         chipsAndNames()
         errorsNameWhatExists()
         edgesInOrderWithLatency()
+        timestampsAreWhenTheEdgeHappened()
         activeLowAndBias()
         busyLineNamesItsHolder()
         debounceAndHold()
         pulsesAtAKnownRate()
         lostEventsAreDetected()
         outputs()
-        sustainedRate()
+        sustainedRate(seconds: 2)
+        agentRecordsGPIO()
         technicianCLI()
     }
 
@@ -92,17 +125,7 @@ struct Checks {
         let vouch = ProcessInfo.processInfo.environment["VOUCH_CLI"] ?? "/bin/vouch"
         guard FileManager.default.isExecutableFile(atPath: vouch) else { return check("cli", false, "\(vouch) is not in the image") }
         func run(_ arguments: [String], whileRunning: (() -> Void)? = nil) -> (status: Int32, out: String, err: String) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: vouch)
-            p.arguments = arguments
-            let out = Pipe(), err = Pipe()
-            p.standardOutput = out
-            p.standardError = err
-            do { try p.run() } catch { return (-1, "", "\(error)") }
-            whileRunning?()
-            let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+            Self.runProgram(vouch, arguments, whileRunning: whileRunning)
         }
         let list = run(["gpio", "list", "--json"])
         check("cli-list", list.status == 0 && list.out.contains("\"label\":\"vouch-sim\"") && list.out.contains("\"name\":\"door\""), "exit \(list.status) \(list.err)")
@@ -154,20 +177,41 @@ struct Checks {
         }
     }
 
-    mutating func edgesInOrderWithLatency() {
-        pull("door", up: false)
-        guard let inputs = try? gpio.requestInputs(chip: chip, lines: [GPIOInputSettings(line: "door")], consumer: "vouch-vmtest") else {
-            return check("edges", false, "cannot request door")
-        }
+    /// One edge at a time on `line` (starting low, so rising first): each written through sysfs and
+    /// waited for before the next. Latency is from just before the sysfs write to the edge coming back
+    /// from `waitForEdges` in this process: the write, gpio-sim's simulated interrupt, the kernel's
+    /// event queue and the poll wake-up (not the agent's pipeline). `toKernel` is from the write to
+    /// the kernel's timestamp of the edge.
+    func edgeLatencies(line: String, count: Int) -> (edges: [GPIOEdge], latencyMs: [Double], toKernelMs: [Double])? {
+        pull(line, up: false)
+        guard let inputs = try? gpio.requestInputs(chip: chip, lines: [GPIOInputSettings(line: line)], consumer: "vouch-vmtest") else { return nil }
         defer { inputs.close() }
         var edges: [GPIOEdge] = []
         var latencies: [Double] = []
-        for i in 0..<10 {
+        var toKernel: [Double] = []
+        for i in 0..<count {
             let written = Self.nowNs()
-            pull("door", up: i % 2 == 0)
+            pull(line, up: i % 2 == 0)
             let got = collect(inputs, count: 1, timeout: .seconds(2))
-            if let e = got.first { latencies.append(Double(Self.nowNs() - written) / 1e6); _ = e }
+            if let e = got.first {
+                latencies.append(Double(Self.nowNs() - written) / 1e6)
+                toKernel.append(Double(e.monoNs - written) / 1e6)
+            }
             edges += got
+        }
+        return (edges, latencies, toKernel)
+    }
+
+    /// Nearest-rank percentile (p in 0...1) of a non-empty sorted array.
+    static func percentile(_ sorted: [Double], _ p: Double) -> Double {
+        guard !sorted.isEmpty else { return .nan }
+        let rank = Int((p * Double(sorted.count)).rounded(.up))
+        return sorted[min(sorted.count, max(1, rank)) - 1]
+    }
+
+    mutating func edgesInOrderWithLatency() {
+        guard let (edges, latencies, _) = edgeLatencies(line: "door", count: 10) else {
+            return check("edges", false, "cannot request door")
         }
         let alternating = edges.enumerated().allSatisfy { $0.element.rising == ($0.offset % 2 == 0) }
         let ordered = zip(edges, edges.dropFirst()).allSatisfy { $0.monoNs < $1.monoNs }
@@ -180,6 +224,36 @@ struct Checks {
             figure("edge-to-reading-latency-median", sorted[sorted.count / 2], "ms (TCG, no KVM)")
             figure("edge-to-reading-latency-max", sorted.last ?? 0, "ms (TCG, no KVM)")
         }
+    }
+
+    /// An edge's time is the kernel's timestamp of the edge, not the time it was read: each edge is
+    /// read only 150 ms after it was written, and its time must fall within the write (plus 20 ms for
+    /// the simulated interrupt, measured at about 0.1 ms here), far from the read. The other edge checks
+    /// read each edge at once, so a reader that stamped edges itself would pass them.
+    mutating func timestampsAreWhenTheEdgeHappened() {
+        pull("motion", up: false)
+        guard let inputs = try? gpio.requestInputs(chip: chip, lines: [GPIOInputSettings(line: "motion")], consumer: "vouch-vmtest") else {
+            return check("edge-timestamp-is-the-kernels", false, "cannot request motion")
+        }
+        defer { inputs.close() }
+        var offsetsMs: [Double] = []
+        var ok = true
+        for i in 0..<4 {
+            let before = Self.nowNs()
+            pull("motion", up: i % 2 == 0)
+            let after = Self.nowNs()
+            // The delay is the point of the check: it separates when the edge happened from when it is read.
+            Thread.sleep(forTimeInterval: 0.15)
+            let got = collect(inputs, count: 1, timeout: .seconds(2))
+            guard got.count == 1, let e = got.first else {
+                ok = false
+                offsetsMs.append(.nan)
+                continue
+            }
+            offsetsMs.append(Double(e.monoNs - before) / 1e6)
+            if e.monoNs < before || e.monoNs > after + 20_000_000 { ok = false }
+        }
+        check("edge-timestamp-is-the-kernels", ok, "edges read 150 ms after each write are stamped \(offsetsMs.map { String(format: "%.2f", $0) }) ms after the write began (at most the write + 20 ms allowed)")
     }
 
     mutating func activeLowAndBias() {
@@ -322,19 +396,27 @@ struct Checks {
         }
     }
 
-    mutating func sustainedRate() {
+    /// Edges per second through a write-then-read loop on one line for `seconds`: each edge is
+    /// written through sysfs and read back before the next (one thread does both, so this is the rate
+    /// the kernel and a reader sustain together, not the rate a faster source could push). Loss shows
+    /// as fewer edges read than written.
+    mutating func sustainedRate(seconds: Double, name: String = "sustained") {
         pull("spare7", up: false)
-        guard let inputs = try? gpio.requestInputs(chip: chip, lines: [GPIOInputSettings(line: "spare7")], consumer: "vouch-vmtest") else { return }
+        guard let inputs = try? gpio.requestInputs(chip: chip, lines: [GPIOInputSettings(line: "spare7")], consumer: "vouch-vmtest") else {
+            return check("\(name)-no-loss", false, "cannot request spare7")
+        }
         defer { inputs.close() }
         let start = Self.nowNs()
         var seen = 0, written = 0
-        while Self.nowNs() - start < 2_000_000_000 {
+        while Self.nowNs() - start < Int64(seconds * 1e9) {
             pull("spare7", up: written % 2 == 0)
             written += 1
             seen += ((try? inputs.waitForEdges(timeout: .milliseconds(100))) ?? []).count
         }
-        let seconds = Double(Self.nowNs() - start) / 1e9
-        figure("sustained-edges-per-second", Double(seen) / seconds, "edges/s (sysfs writer and reader in one loop, TCG)")
-        check("sustained-no-loss", seen == written, "\(seen) of \(written) edges read")
+        // Edges written in the last turn may still be on their way: read until the line is quiet.
+        while seen < written, let more = try? inputs.waitForEdges(timeout: .milliseconds(300)), !more.isEmpty { seen += more.count }
+        let elapsed = Double(Self.nowNs() - start) / 1e9
+        figure("\(name)-edges-per-second", Double(seen) / elapsed, "edges/s (sysfs writer and reader in one loop, TCG)")
+        check("\(name)-no-loss", seen == written, "\(seen) of \(written) edges read")
     }
 }
