@@ -108,7 +108,7 @@ public struct LibgpiodV1: GPIOBackend {
             let holder = gpiod_line_consumer(line).map { "\"\(String(cString: $0))\"" } ?? "another program or a kernel driver"
             return GPIOError(code: GPIOError.busy, message: "line \"\(name)\" on \"\(label)\" is busy: held by \(holder); stop it, or pick another line")
         case EACCES, EPERM:
-            return GPIOError(code: GPIOError.permission, message: "permission denied on line \"\(name)\" of \"\(label)\": the vouch user needs group gpio (or write access to the chip's /dev node)")
+            return GPIOError(code: GPIOError.permission, message: "permission denied on line \"\(name)\" of \"\(label)\": this user needs group gpio (or read-write access to the chip's /dev node)")
         default:
             return GPIOError(code: GPIOError.io, message: "cannot request line \"\(name)\" on \"\(label)\": \(String(cString: strerror(code)))")
         }
@@ -116,7 +116,7 @@ public struct LibgpiodV1: GPIOBackend {
 
     static func openError(_ path: String, _ code: Int32) -> GPIOError {
         if code == EACCES || code == EPERM {
-            return GPIOError(code: GPIOError.permission, message: "cannot open \(path): permission denied (the vouch user needs group gpio)")
+            return GPIOError(code: GPIOError.permission, message: "cannot open \(path): permission denied: this user needs group gpio (usermod -aG gpio USER, then log in again)")
         }
         return GPIOError(code: "E_GPIO_OPEN", message: "cannot open \(path): \(String(cString: strerror(code)))")
     }
@@ -157,9 +157,7 @@ public enum GPIOChips {
         for name in chips {
             let path = deviceDirectory + "/" + name
             guard let chip = gpiod_chip_open(path) else {
-                let code = errno
-                let hint = code == EACCES ? " (add the user to the gpio group)" : ""
-                throw GPIOError(code: code == EACCES ? GPIOError.permission : "E_GPIO_OPEN", message: "cannot open \(path): \(String(cString: strerror(code)))\(hint)")
+                throw LibgpiodV1.openError(path, errno)
             }
             defer { gpiod_chip_close(chip) }
             out.append(

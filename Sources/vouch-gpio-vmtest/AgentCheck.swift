@@ -20,6 +20,7 @@ extension Checks {
     static let agentMaxBatchRecords = 20
     static let agentDoorCycles = 4
     static let agentPulses = 30
+    static let agentPulsesBeforeStop = 5
     static let agentDebounceMs = 50
 
     // batch_interval 1h: no seal-and-send round during the run, so the shutdown round seals
@@ -216,10 +217,11 @@ extension Checks {
         let runOffNs = timedPull("run", up: false)
         let onMs = Double(runOffNs - runOnNs) / 1e6
 
-        // The agent records a counter's total and a duty only at its samples, and stops without a last
-        // one: wait until it has sampled well after the last edge. A summary of gpio.run is logged when a
-        // sample closes its 2 s interval; the second one logged from now on closes on a sample at least
-        // 2 s after the first one's, so (unless the agent's delivery lags by 2 s) after every edge above.
+        // The duty check below counts each duty value over a whole 1 s period; the agent's last sample,
+        // at stop, covers only part of one. So let it sample well after the run line went off before
+        // stopping: a summary of gpio.run is logged when a sample closes its 2 s interval; the second one
+        // logged from now on closes on a sample at least 2 s after the first one's, so (unless the
+        // agent's delivery lags by 2 s) after every edge above.
         // (Skipped when no reading reached the pipeline: no summary can come.)
         func runSummaries() -> Int { Self.agentLogText().split(separator: "\n").filter { $0.contains("gpio.run: ") && $0.contains(" readings in ") }.count }
         let summariesAtEnd = runSummaries()
@@ -227,6 +229,15 @@ extension Checks {
         guard sampledAfter, agent.isRunning else {
             Self.printAgentLogTail()
             return check("agent-stops-cleanly", false, agent.isRunning ? "no new summary of gpio.run within 30 s" : "the agent exited on its own with \(agent.terminationStatus)")
+        }
+
+        // A last few parts just before the stop, with no sample after them: the agent must sample once
+        // more as it stops, or these pulses never reach the evidence.
+        for _ in 0..<Self.agentPulsesBeforeStop {
+            pull("pulse", up: true)
+            Thread.sleep(forTimeInterval: 0.025)
+            pull("pulse", up: false)
+            Thread.sleep(forTimeInterval: 0.025)
         }
 
         // Stop as systemd does.
@@ -322,8 +333,8 @@ extension Checks {
         let pulse = raw("gpio.pulse").flatMap(\.values).compactMap { $0 }
         let monotonic = zip(pulse, pulse.dropFirst()).allSatisfy { $0 <= $1 }
         check(
-            "agent-pulse-count", pulse.first == 0 && pulse.last == Int64(Self.agentPulses) && monotonic,
-            "totals \(pulse), expected 0 … \(Self.agentPulses) never decreasing")
+            "agent-pulse-count", pulse.first == 0 && pulse.last == Int64(Self.agentPulses + Self.agentPulsesBeforeStop) && monotonic,
+            "totals \(pulse), expected 0 … \(Self.agentPulses + Self.agentPulsesBeforeStop) never decreasing (the last \(Self.agentPulsesBeforeStop) pulses just before SIGTERM)")
 
         // Run: duty per sample (‰ of the sample's interval). On for a measured span; the first and last
         // samples (before and after it) read 0, at least one sample wholly inside it reads 1000, and the

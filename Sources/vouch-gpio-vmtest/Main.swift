@@ -139,6 +139,8 @@ struct Checks {
         }
         let missing = run(["gpio", "get", "window"])
         check("cli-missing-line", missing.status == 69 && missing.err.contains("door"), "exit \(missing.status) \(missing.err)")
+        boardFitsTheKernel(vouch)
+        withoutGroupGPIO(vouch)
         pull("door", up: false)
         let watch = run(["gpio", "watch", "door", "--for", "4s", "--json"]) { [self] in
             Thread.sleep(forTimeInterval: 1.5)  // the CLI starts (debug build, TCG) before the edges
@@ -149,6 +151,40 @@ struct Checks {
         }
         let edges = watch.out.split(separator: "\n").filter { $0.contains("\"edge\"") }
         check("cli-watch", watch.status == 0 && edges.count == 4 && edges.first?.contains("rising") == true && watch.out.contains("\"changes\":4"), "exit \(watch.status), \(edges.count) edges: \(watch.out) \(watch.err)")
+    }
+
+    /// boards/sim (on the system disk as /vm/boards/sim) against the chips gpio-init made: every chip
+    /// and line the board names is there, and the listing carries the board's header pins (none on sim).
+    mutating func boardFitsTheKernel(_ vouch: String) {
+        let boards = ProcessInfo.processInfo.environment["VOUCH_BOARDS"] ?? "/vm/boards"
+        let r = Self.runProgram(vouch, ["gpio", "list", "--board", "sim", "--boards", boards, "--json"])
+        guard r.status == 0, let doc = try? JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any], let board = doc["board"] as? [String: Any] else {
+            return check("cli-board-sim-fits", false, "exit \(r.status): \(r.out.prefix(300)) \(r.err)")
+        }
+        let missingChips = board["missing_chips"] as? [Any] ?? ["?"]
+        let missingLines = (board["missing_lines"] as? [[String: Any]])?.compactMap { $0["name"] as? String } ?? ["?"]
+        let text = Self.runProgram(vouch, ["gpio", "list", "--board", "sim", "--boards", boards])
+        check(
+            "cli-board-sim-fits", missingChips.isEmpty && missingLines.isEmpty && text.out.contains("board sim: every chip and line of \(boards)/sim/board.toml is here"),
+            "missing chips \(missingChips), missing lines \(missingLines); \(text.out.split(separator: "\n").last ?? "")")
+    }
+
+    /// A user outside group gpio (the chips' /dev nodes are root's, 0600): `vouch gpio list` exits 77
+    /// (EX_NOPERM) and says which group is needed. Root would pass every permission check, so the CLI
+    /// runs through busybox `su` as a user the test adds to /etc/passwd.
+    mutating func withoutGroupGPIO(_ vouch: String) {
+        let user = "fieldtech"
+        let passwd = (try? String(contentsOfFile: "/etc/passwd", encoding: .utf8)) ?? ""
+        if !passwd.contains("\n\(user):") && !passwd.hasPrefix("\(user):") {
+            let entries = (passwd.isEmpty ? "root:x:0:0:root:/root:/bin/sh\n" : "") + "\(user):x:1000:1000:field technician:/tmp:/bin/sh\n"
+            guard let f = fopen("/etc/passwd", "a") else { return check("cli-no-permission", false, "cannot write /etc/passwd: \(String(cString: strerror(errno)))") }
+            fputs(entries, f)
+            fclose(f)
+        }
+        let r = Self.runProgram("/bin/su", [user, "-s", "/bin/sh", "-c", "\(vouch) gpio list"])
+        check(
+            "cli-no-permission", r.status == 77 && r.err.contains("permission denied") && r.err.contains("group gpio"),
+            "exit \(r.status): \(r.err.trimmingCharacters(in: .whitespacesAndNewlines)) \(r.out.prefix(200))")
     }
 
     mutating func chipsAndNames() {

@@ -254,7 +254,9 @@ def ensure_gpio_vm(bin_dir):
     for name in FROM_BIN_DIR:
         if (Path(bin_dir) / name).exists():
             binaries[name] = Path(bin_dir) / name
-    system_image = vmbuild.ensure_disk_image(CACHE / "gpio-system.img", binaries, label="vouch-gpio")
+    # The sim board's file, for `vouch gpio list --board sim` against the chips gpio-init makes.
+    files = {"boards/sim/board.toml": ROOT / "boards" / "sim" / "board.toml"}
+    system_image = vmbuild.ensure_disk_image(CACHE / "gpio-system.img", binaries, label="vouch-gpio", files=files)
     return GPIOVM(kernel, initrd, system_image, sorted(binaries), version)
 
 

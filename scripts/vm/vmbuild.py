@@ -423,17 +423,20 @@ def ensure_system_image(bin_dir, meter):
     return ensure_disk_image(CACHE / "system.img", binaries)
 
 
-def ensure_disk_image(target, binaries, label="vouch-system"):
+def ensure_disk_image(target, binaries, label="vouch-system", files=None):
     """An ext4 image at `target` with `binaries` ({name in /bin: host path}) in /bin, every library they
-    need plus the loader in /lib, and the CA bundle; rebuilt only when one of them changed."""
+    need plus the loader in /lib, the CA bundle, and `files` ({path in the image: host path}); rebuilt
+    only when one of them changed."""
+    files = dict(files or {})
     target = Path(target)
     libraries = {}
     for binary in binaries.values():
         if not binary.exists():
             raise BuildError(f"{binary} does not exist")
         libraries.update(shared_libraries(binary))
-    inputs = [*binaries.values(), *sorted(libraries.values()), CA_BUNDLE]
-    stamp = sha256_of(*inputs, Path(__file__), extra=json.dumps(sorted(binaries)) + json.dumps(sorted(libraries)) + label)
+    inputs = [*binaries.values(), *sorted(libraries.values()), CA_BUNDLE, *(files[k] for k in sorted(files))]
+    stamp = sha256_of(*inputs, Path(__file__), extra=json.dumps(sorted(binaries)) + json.dumps(sorted(libraries)) + label
+                      + json.dumps(sorted(files)))
     if fresh(target, stamp):
         return target
     started = time.monotonic()
@@ -448,6 +451,9 @@ def ensure_disk_image(target, binaries, label="vouch-system"):
         shutil.copy2(path, staging / "lib" / soname)
     (staging / "etc" / "ssl" / "certs").mkdir(parents=True)
     shutil.copy2(CA_BUNDLE, staging / "etc" / "ssl" / "certs" / CA_BUNDLE.name)
+    for inside, path in files.items():
+        (staging / inside).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, staging / inside)
     size = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
     size_mib = size * 5 // 4 // (1 << 20) + 32  # room for ext4's own metadata
     if target.exists():
