@@ -43,16 +43,7 @@ public struct StoppageDetector: Sendable {
         }
     }
 
-    public struct Sample: Sendable, Equatable {
-        public var monoMs: Int64
-        public var wallMs: Int64
-        public var value: Int64?
-        public init(monoMs: Int64, wallMs: Int64, value: Int64?) {
-            self.monoMs = monoMs
-            self.wallMs = wallMs
-            self.value = value
-        }
-    }
+    public typealias Sample = DetectorSample
 
     public enum Output: Sendable, Equatable {
         /// Confirmed: below since `start`, `durationMs` so far; window = samples before and from the start.
