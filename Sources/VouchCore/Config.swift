@@ -7,10 +7,14 @@ public struct AgentConfig: Sendable, Equatable {
     public var device: DeviceSettings
     public var bank: BankSettings
     public var shift: ShiftCalendar
+    /// Business hours, holidays, maintenance windows.
+    public var calendar: CalendarSettings = CalendarSettings()
     public var evidence: EvidenceSettings
     public var modbusDevices: [ModbusDeviceSettings]
     public var gpio: GPIOSettings = GPIOSettings()
     public var stoppageRules: [StoppageRuleSettings]
+    /// `[[detect]]` rules.
+    public var detectRules: [DetectRuleSettings] = []
     /// SHA-256 (hex) of the config file's bytes, as recorded in evidence.
     public var sourceHash: String
     /// The file it was read from.

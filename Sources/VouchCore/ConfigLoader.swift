@@ -357,7 +357,7 @@ struct ConfigDecoder {
     // MARK: the schema
 
     mutating func decode(_ root: TOMLTable, sourceHash: String) -> AgentConfig? {
-        let top = Section(table: root, name: "top level", position: SourcePosition(line: 1, column: 1), known: ["device", "bank", "shift", "evidence", "modbus", "gpio", "stoppage"])
+        let top = Section(table: root, name: "top level", position: SourcePosition(line: 1, column: 1), known: ["device", "bank", "shift", "calendar", "evidence", "modbus", "gpio", "stoppage", "detect"])
         checkUnknown(top)
         let start = top.position
 
@@ -471,9 +471,12 @@ struct ConfigDecoder {
             }
         }
 
+        let calendar = decodeCalendar(root, zone: shift?.timeZoneID)
+        let detectRules = decodeDetect(root, channelIDs: channelIDs, ruleIDs: &ruleIDs)
+
         guard let device, let bank, let shift, let evidence else { return nil }
         return AgentConfig(
-            device: device, bank: bank, shift: shift, evidence: evidence, modbusDevices: devices, gpio: gpio, stoppageRules: rules,
-            sourceHash: Self.effectiveHash(sourceHash, templates: templatesUsed), sourceFile: file)
+            device: device, bank: bank, shift: shift, calendar: calendar, evidence: evidence, modbusDevices: devices, gpio: gpio, stoppageRules: rules,
+            detectRules: detectRules, sourceHash: Self.effectiveHash(sourceHash, templates: templatesUsed), sourceFile: file)
     }
 }

@@ -33,18 +33,8 @@ public struct SiteCalendar: Sendable {
         }
     }
 
-    /// A planned stop: from `startWallMs` up to (not including) `endWallMs`.
-    public struct Window: Sendable, Equatable {
-        public var startWallMs: Int64
-        public var endWallMs: Int64
-        public var reason: String
-
-        public init(startWallMs: Int64, endWallMs: Int64, reason: String) {
-            self.startWallMs = startWallMs
-            self.endWallMs = endWallMs
-            self.reason = reason
-        }
-    }
+    /// A planned stop: from `startWallMs` up to (not including) `endWallMs` (the config's type).
+    public typealias Window = MaintenanceWindow
 
     public let timeZoneID: String
     public let shift: Hours
@@ -107,25 +97,9 @@ public struct SiteCalendar: Sendable {
     static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 { a >= 0 ? a / b : -((-a + b - 1) / b) }
     static func floorMod(_ a: Int64, _ b: Int64) -> Int64 { a - floorDiv(a, b) * b }
 
-    /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
-    public static func dayNumber(year: Int, month: Int, day: Int) -> Int64 {
-        let y = Int64(month <= 2 ? year - 1 : year)
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let m = Int64(month)
-        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + Int64(day) - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
-    }
+    /// Days since 1970-01-01 of a date (see ``CivilDate``).
+    public static func dayNumber(year: Int, month: Int, day: Int) -> Int64 { CivilDate.dayNumber(year: year, month: month, day: day) }
 
     /// "YYYY-MM-DD" as a day number; nil when it is not a real date.
-    public static func dayNumber(iso text: String) -> Int64? {
-        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
-            let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]), (1...12).contains(m), d >= 1
-        else { return nil }
-        let monthLength = [31, (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m - 1]
-        guard d <= monthLength else { return nil }
-        return dayNumber(year: y, month: m, day: d)
-    }
+    public static func dayNumber(iso text: String) -> Int64? { CivilDate.dayNumber(iso: text) }
 }
