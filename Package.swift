@@ -68,7 +68,7 @@ let package = Package(
         .executableTarget(
             name: "vouch",
             dependencies: [
-                "VouchAgent", "VouchCore", "VouchEvidence", "VouchGPIO", "VouchModbus", "VouchStore",
+                "VouchAgent", "VouchCore", "VouchDetect", "VouchEvidence", "VouchGPIO", "VouchModbus", "VouchStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

@@ -15,7 +15,7 @@ struct Vouch: AsyncParsableCommand {
               vouch run --config /etc/vouch/vouch.toml
               vouch modbus scan --url tcp://192.168.1.20 --units 1-10
             """,
-        subcommands: [Run.self, ConfigCommand.self, Enroll.self, EvidenceCommand.self, GPIOCommand.self, ModbusCommand.self])
+        subcommands: [Run.self, ConfigCommand.self, Enroll.self, EvidenceCommand.self, DetectCommand.self, GPIOCommand.self, ModbusCommand.self])
 }
 
 enum Logs {
