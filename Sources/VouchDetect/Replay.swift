@@ -120,11 +120,10 @@ public struct CSVHistory: Sendable {
         let t = text.trimmingCharacters(in: .whitespaces)
         if t.isEmpty || t.lowercased() == "nan" || t.lowercased() == "null" { return .success(nil) }
         guard let v = Double(t), v.isFinite else { return .failure(ReplayError(line: 0, "\"\(text)\" is not a number")) }
-        var factor = 1.0
-        for _ in 0..<abs(exponent) { factor *= 10 }
-        let scaled = exponent <= 0 ? v * factor : v / factor
-        guard abs(scaled) < 9.2e18 else { return .failure(ReplayError(line: 0, "\(text) is too large for the channel's scale")) }
-        return .success(Int64(scaled.rounded(.toNearestOrAwayFromZero)))
+        guard let scaled = DetectorFactory.scaledExactly(v, exponent: exponent) else {
+            return .failure(ReplayError(line: 0, "\(text) is too large for the channel's scale"))
+        }
+        return .success(scaled)
     }
 }
 
