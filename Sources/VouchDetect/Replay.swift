@@ -21,6 +21,9 @@ public struct ReplayError: Error, Sendable, Equatable, CustomStringConvertible {
 public struct CSVHistory: Sendable {
     public let header: [String]
     public let timestampColumn: Int
+    /// A column named `release` (1: a release window is open, 0 or empty: closed), as `vouch release
+    /// open` / `close` would have set it live; nil when there is none.
+    public let releaseColumn: Int?
     /// Data rows: their 1-based line in the file and their cells.
     public let rows: [(line: Int, cells: [String])]
 
@@ -45,6 +48,7 @@ public struct CSVHistory: Sendable {
         } else {
             timestampColumn = header.firstIndex { ["timestamp", "time", "ts", "date", "datetime"].contains($0.lowercased()) } ?? 0
         }
+        releaseColumn = header.firstIndex { $0.lowercased() == "release" }
         var rows: [(line: Int, cells: [String])] = []
         for (n, cells) in lines.dropFirst() {
             guard cells.count == header.count else {
@@ -176,6 +180,14 @@ public struct Replay {
             lastWall = wall
             let origin = firstWall ?? wall
             firstWall = origin
+            var releaseOpen = false
+            if let column = history.releaseColumn {
+                switch cells[column].trimmingCharacters(in: .whitespaces) {
+                case "1", "true", "open": releaseOpen = true
+                case "", "0", "false", "closed": releaseOpen = false
+                case let other: throw ReplayError(line: line, "release \"\(other)\": expected 1 (a release window is open) or 0")
+                }
+            }
             var out = Row(line: line, timestamp: stamp, wallMs: wall, values: [], scores: [], events: [])
             for channel in channels {
                 let value: Int64?
@@ -183,7 +195,7 @@ public struct Replay {
                 case .success(let v): value = v
                 case .failure(let e): throw ReplayError(line: line, "column \"\(history.header[channel.column])\": \(e.message)")
                 }
-                let (score, findings) = engine.feed(channel: channel.id, DetectorSample(monoMs: wall - origin, wallMs: wall, value: value))
+                let (score, findings) = engine.feed(channel: channel.id, DetectorSample(monoMs: wall - origin, wallMs: wall, value: value), releaseOpen: releaseOpen)
                 out.values.append(value)
                 out.scores.append(score)
                 out.events.append(findings.map(eventID))

@@ -11,7 +11,9 @@ struct DetectReplay: ParsableCommand {
             The CSV has a header row, a timestamp column (ISO 8601 with or without an offset; without one it \
             is local time in the config's [shift] time zone; or epoch seconds or milliseconds) and value \
             columns in the channel's units (an empty cell is a failed reading). Each configured channel \
-            whose id is a column name is replayed, or name them with --channel CHANNEL[=COLUMN]. The same \
+            whose id is a column name is replayed, or name them with --channel CHANNEL[=COLUMN]. A column \
+            named "release" says when a release window was open (1) or not (0), as `vouch release open` \
+            would have recorded it live. The same \
             detectors, fed the same way, as `vouch run`: the events are the ones the agent would have raised.
 
             Output: a CSV with one row per input row (timestamp, then per channel its value, its anomaly \

@@ -105,3 +105,28 @@ struct ReplayTests {
         #expect(engine.channels == ["x", "y"])
     }
 }
+
+struct ReplayReleaseColumnTests {
+    /// Records whether the context said a release window was open.
+    struct ReleaseProbe: Detector {
+        let rule = RuleIdentity(id: "probe", version: 1, kind: "probe", channel: "c", unit: "", scaleExponent: 0)
+        var seen: [Bool] = []
+        var score: Double { 0 }
+        var stateBytes: Int { 0 }
+        mutating func feed(_ sample: DetectorSample, _ context: SiteContext) -> Finding? {
+            Finding(phase: .start, rule: rule, severity: context.releaseOpen ? .record : .alarm, start: sample, at: sample, params: [:], window: [], explanation: "")
+        }
+    }
+
+    @Test func aReleaseColumnOpensAndClosesReleaseWindows() throws {
+        var engine = DetectionEngine(detectors: [ReleaseProbe()], calendar: ReplayTests.calendar)
+        let history = try CSVHistory(text: "t,c,release\n1764583200,1,0\n1764583260,1,1\n1764583320,1,\n", timestamp: nil)
+        var severities: [Severity] = []
+        try Replay.run(history, channels: [.init(id: "c", column: 1, scaleExponent: 0)], engine: &engine, zoneID: "UTC", row: { _ in }, finding: { severities.append($0.severity) })
+        #expect(severities == [.alarm, .record, .alarm])
+        let bad = try CSVHistory(text: "t,c,release\n1764583200,1,maybe\n", timestamp: nil)
+        #expect(throws: ReplayError(line: 2, "release \"maybe\": expected 1 (a release window is open) or 0")) {
+            try Replay.run(bad, channels: [.init(id: "c", column: 1, scaleExponent: 0)], engine: &engine, zoneID: "UTC", row: { _ in }, finding: { _ in })
+        }
+    }
+}
