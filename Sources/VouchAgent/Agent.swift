@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import VouchCore
+import VouchDetect
 import VouchEvidence
 import VouchGPIO
 import VouchModbus
@@ -125,7 +126,11 @@ public struct Agent: Sendable {
         do { uplink = try Uplink.withOwnHTTPClient(outbox: outbox, key: key, rotation: pending, settings: uplinkSettings, clock: clock, logger: logger) } catch {
             throw AgentError(.tls, error.message)
         }
-        let pipeline = EvidencePipeline(config: config, outbox: outbox, clock: clock, logger: logger, onEvent: { uplink.sendSoon() })
+        let engine: DetectionEngine
+        do { engine = try DetectorFactory.engine(for: config) } catch {
+            throw AgentError(.detect, error.description)
+        }
+        let pipeline = EvidencePipeline(config: config, outbox: outbox, clock: clock, logger: logger, engine: engine, onEvent: { uplink.sendSoon() })
         var services: [any Service] = [
             uplink, PipelineService(pipeline: pipeline),
             HeartbeatService(pipeline: pipeline, outbox: outbox, intervalMs: heartbeatMs, startedMonoMs: now.monoMs),
@@ -193,6 +198,8 @@ public struct AgentError: Error, Sendable, CustomStringConvertible {
         case store = "E_AGENT_STORE"
         /// A `[bank]` TLS file does not load (NIOSSL's full parse, after the config loader's light check).
         case tls = "E_AGENT_TLS"
+        /// A `[[detect]]` rule this build cannot run.
+        case detect = "E_AGENT_DETECT"
     }
     public let code: Code
     public let message: String

@@ -17,6 +17,8 @@ public actor EvidencePipeline {
     /// Raw-sample mode: each channel's samples of the open summary interval, and its poll period.
     private var rawBuffers: [String: RawBuffer] = [:]
     private var detectors: [StoppageDetector]
+    /// The `[[detect]]` rules: the same engine `vouch detect replay` runs.
+    private var engine: DetectionEngine
     private var failingSince: [String: Int] = [:]
     /// Channels failing now: the first failed poll's time and how many polls failed since.
     private var unreachable: [String: (since: ClockReading, failures: Int64, lastError: String)] = [:]
@@ -46,8 +48,10 @@ public actor EvidencePipeline {
     let maxUnstored: Int
 
     public init(
-        config: AgentConfig, outbox: Outbox, clock: any AgentClock, logger: Logger, maxUnstored: Int = 10_000, onEvent: @escaping @Sendable () -> Void
+        config: AgentConfig, outbox: Outbox, clock: any AgentClock, logger: Logger, maxUnstored: Int = 10_000, engine: DetectionEngine? = nil,
+        onEvent: @escaping @Sendable () -> Void
     ) {
+        self.engine = engine ?? DetectionEngine(detectors: [], calendar: SiteCalendar(shift: config.shift, calendar: config.calendar))
         self.outbox = outbox
         self.maxUnstored = maxUnstored
         self.clock = clock
@@ -99,6 +103,9 @@ public actor EvidencePipeline {
                 if let output = detectors[i].feed(sample, inShift: inShift) {
                     records.append(eventRecord(output, rule: detectors[i].rule))
                 }
+            }
+            for finding in engine.feed(channel: reading.channel, sample).findings {
+                records.append(eventRecord(finding))
             }
         }
         store(records)
@@ -290,6 +297,27 @@ public actor EvidencePipeline {
             unreachable[reading.channel] = (since, Int64(failures), code)
         }
         return gap
+    }
+
+    /// A `[[detect]]` rule's finding as an event record.
+    private func eventRecord(_ f: Finding) -> EvidenceRecord {
+        var stamp = self.stamp()
+        stamp.timeQuality = quality(stamp.timeQuality, spanningFrom: f.start.monoMs)
+        let params = f.params.mapValues { p -> JSONValue in
+            switch p {
+            case .int(let v): .int(v)
+            case .text(let t): .string(t)
+            }
+        }
+        let baseline: JSONValue = f.baseline.isEmpty ? .null : .object(f.baseline.mapValues { .int($0) })
+        let text = "\(f.explanation) (since \(Self.clockTime(f.start.wallMs)))"
+        logger.notice("\(f.phase == .start ? "EVENT" : "EVENT ENDED") \(f.severity.rawValue) by rule \(f.rule.id) (\(f.rule.kind)): \(text)")
+        return .event(
+            EventRecord(
+                stamp: stamp, eventId: "\(f.rule.id)@\(f.start.monoMs)", phase: f.phase == .start ? .start : .end, rule: f.rule.id, ruleVersion: f.rule.version,
+                channel: f.rule.channel, severity: f.severity.rawValue, startMonoMs: f.start.monoMs, startWallMs: f.start.wallMs, endMonoMs: f.end?.monoMs,
+                endWallMs: f.end?.wallMs, durationMs: f.durationMs, unit: f.rule.unit, scale: f.rule.scaleExponent, params: params, baseline: baseline,
+                window: f.window.map { WindowSample(monoMs: $0.monoMs, wallMs: $0.wallMs, value: $0.value) }, explanation: text))
     }
 
     static func eventID(_ rule: StoppageDetector.Rule, _ start: StoppageDetector.Sample) -> String {
