@@ -103,6 +103,8 @@ let package = Package(
         .executableTarget(
             name: "vouch-bench-modbus",
             dependencies: ["VouchCore", "VouchModbus", .product(name: "Logging", package: "swift-log")]),
+        // Detector throughput and state size (scripts/bench-detect); not shipped.
+        .executableTarget(name: "vouch-bench-detect", dependencies: ["VouchCore", "VouchDetect"]),
 
         // Tests mirror sources.
         .testTarget(name: "VouchEvidenceTests", dependencies: ["VouchEvidence"]),

@@ -102,4 +102,12 @@ public struct ChannelDescriptor: Sendable, Equatable {
     public var isNumeric: Bool
     /// How often it is sampled.
     public var period: Duration
+
+    public init(id: String, unit: String, scaleExponent: Int64, isNumeric: Bool, period: Duration) {
+        self.id = id
+        self.unit = unit
+        self.scaleExponent = scaleExponent
+        self.isNumeric = isNumeric
+        self.period = period
+    }
 }

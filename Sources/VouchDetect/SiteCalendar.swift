@@ -9,15 +9,24 @@ public struct SiteCalendar: Sendable {
     /// Days of the week and a daily span in local minutes; `end <= start` runs overnight, the early
     /// part belonging to the day it started (a Friday 22:00–06:00 shift covers Saturday 03:00).
     public struct Hours: Sendable, Equatable {
-        public var days: Set<Weekday>
+        public var days: Set<Weekday> { didSet { dayMask = Self.mask(days) } }
         public var startMinute: Int
         public var endMinute: Int
+        /// `days` as bits, Monday = bit 0: asked for every sample, so no hashing.
+        private var dayMask: UInt8
 
         public init(days: Set<Weekday>, startMinute: Int, endMinute: Int) {
             self.days = days
             self.startMinute = startMinute
             self.endMinute = endMinute
+            dayMask = Self.mask(days)
         }
+
+        static func mask(_ days: Set<Weekday>) -> UInt8 {
+            days.reduce(0) { $0 | (1 << UInt8(Weekday.allCases.firstIndex(of: $1) ?? 0)) }
+        }
+
+        func contains(day: Int64) -> Bool { dayMask & (1 << UInt8(SiteCalendar.floorMod(day + 3, 7))) != 0 }
 
         /// Always: every day, 00:00–24:00.
         public static let always = Hours(days: Set(Weekday.allCases), startMinute: 0, endMinute: 1440)
@@ -25,10 +34,10 @@ public struct SiteCalendar: Sendable {
         /// Whether local minute `minute` of local day `day` is covered; the day it belongs to if so.
         func covering(day: Int64, minute: Int) -> Int64? {
             if startMinute < endMinute {
-                return days.contains(SiteCalendar.weekday(day)) && minute >= startMinute && minute < endMinute ? day : nil
+                return contains(day: day) && minute >= startMinute && minute < endMinute ? day : nil
             }
-            if minute >= startMinute && days.contains(SiteCalendar.weekday(day)) { return day }
-            if minute < endMinute && days.contains(SiteCalendar.weekday(day - 1)) { return day - 1 }
+            if minute >= startMinute && contains(day: day) { return day }
+            if minute < endMinute && contains(day: day - 1) { return day - 1 }
             return nil
         }
     }
@@ -62,14 +71,14 @@ public struct SiteCalendar: Sendable {
         let local = wallMs + utcOffsetMs(at: wallMs)
         let day = Self.floorDiv(local, 86_400_000)
         let minute = Int((local - day * 86_400_000) / 60_000)
-        let inMaintenance = maintenance.contains { wallMs >= $0.startWallMs && wallMs < $0.endWallMs }
+        let inMaintenance = !maintenance.isEmpty && maintenance.contains { wallMs >= $0.startWallMs && wallMs < $0.endWallMs }
         let shiftDay = shift.covering(day: day, minute: minute)
-        let holiday = shiftDay.map { holidays.contains($0) } ?? holidays.contains(day)
+        let holiday = !holidays.isEmpty && (shiftDay.map { holidays.contains($0) } ?? holidays.contains(day))
         let weekdayIndex = Int(Self.floorMod(day + 3, 7))  // 1970-01-01 was a Thursday: 0 = Monday
         return SiteContext(
             inShift: shiftDay != nil && !holiday && !inMaintenance,
             plannedStop: inMaintenance || (shiftDay != nil && holiday),
-            businessHours: businessHours.covering(day: day, minute: minute).map { !holidays.contains($0) } ?? false,
+            businessHours: businessHours.covering(day: day, minute: minute).map { holidays.isEmpty || !holidays.contains($0) } ?? false,
             releaseOpen: releaseOpen,
             hourOfWeek: weekdayIndex * 24 + minute / 60)
     }
@@ -88,10 +97,6 @@ public struct SiteCalendar: Sendable {
             offsetUntilMs = wallMs + 86_400_000
         }
         return offsetMs
-    }
-
-    static func weekday(_ day: Int64) -> Weekday {
-        [Weekday.mon, .tue, .wed, .thu, .fri, .sat, .sun][Int(floorMod(day + 3, 7))]
     }
 
     static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 { a >= 0 ? a / b : -((-a + b - 1) / b) }
