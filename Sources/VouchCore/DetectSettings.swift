@@ -48,7 +48,8 @@ public struct DetectRuleSettings: Sendable, Equatable {
     public var kind: DetectKind
     public var channel: String
     public var severity: DetectSeverity
-    /// Samples kept as evidence before and after an event's start.
+    /// Samples kept as evidence before and after an event's start (default 6 and 6: 288 bytes of the
+    /// 512 a channel's detector may keep).
     public var windowBefore: Int
     public var windowAfter: Int
     public var numbers: [String: Double]
@@ -57,7 +58,7 @@ public struct DetectRuleSettings: Sendable, Equatable {
     public var choices: [String: String]
 
     public init(
-        id: String, kind: DetectKind, channel: String, severity: DetectSeverity, windowBefore: Int = 8, windowAfter: Int = 8, numbers: [String: Double] = [:],
+        id: String, kind: DetectKind, channel: String, severity: DetectSeverity, windowBefore: Int = 6, windowAfter: Int = 6, numbers: [String: Double] = [:],
         durations: [String: Duration] = [:], flags: [String: Bool] = [:], choices: [String: String] = [:]
     ) {
         self.id = id

@@ -86,10 +86,16 @@ struct EvidenceWindowTests {
         for t in 7...9 { w.observe(Self.s(Int64(t), Int64(t))) }
         #expect(w.samples.map(\.monoMs) == [3, 4, 5, 6, 7], "3 before, the start and 1 after (2 from the start)")
         w.finish()
+        #expect(w.samples.map(\.monoMs) == [3, 4, 5, 6, 7], "the finished event's window until the next sample")
         w.observe(Self.s(10, 10))
-        #expect(w.samples.map(\.monoMs) == [3, 4, 5, 6, 7], "frozen once finished")
-        w.begin(at: Self.s(11, 11))
-        #expect(w.samples.map(\.monoMs) == [8, 9, 10, 11])
-        #expect(w.stateBytes < 512)
+        w.observe(Self.s(11, 11))
+        w.begin(at: Self.s(12, 12))
+        #expect(w.samples.map(\.monoMs) == [10, 11, 12], "before: only samples since the last event finished")
+        #expect(w.stateBytes == MemoryLayout<EvidenceWindow>.size + 5 * 24)
+        // A failed reading survives the packing.
+        var f = EvidenceWindow(before: 1, after: 1)
+        f.observe(DetectorSample(monoMs: 1, wallMs: 1, value: nil))
+        f.begin(at: Self.s(2, 2))
+        #expect(f.samples == [DetectorSample(monoMs: 1, wallMs: 1, value: nil), Self.s(2, 2)])
     }
 }
