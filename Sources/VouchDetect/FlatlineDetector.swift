@@ -1,0 +1,93 @@
+/// A stuck sensor: every valid reading stays within ±`epsilon` of the first reading of the run for at
+/// least `durationMs`. A live sensor always moves a little (noise, load, temperature), so a value that
+/// does not move for hours is a frozen register, a disconnected input held at its last value, or a
+/// meter that was tampered with.
+///
+/// State machine (valid samples only):
+/// - moving: the run starts afresh at each sample outside ±`epsilon` of the run's first sample (that
+///   sample is the new run's first).
+/// - flat (candidate): within ±`epsilon` of the first since the run started, not yet `durationMs`.
+/// - stuck (event): `durationMs` within the band: `.start` (`.warning`), dated at the run's first
+///   sample and confirmed at most one poll interval after `durationMs`.
+/// - stuck → moving: `.end` at the first sample outside the band; that sample starts the next run.
+///
+/// Rules of evidence: the band is anchored at the run's first reading, not a running mean, so a slow
+/// drift of more than `epsilon` ends the run (a sensor that drifts is alive). A failed poll neither
+/// confirms nor ends a run (an unplugged sensor that fails to answer is `comm_loss`'s question; one
+/// whose driver keeps returning the last value is this rule's). The calendar changes nothing: a
+/// sensor is stuck or not whatever the shift. The start's `baseline` is the stuck value.
+///
+/// State: 497 bytes with the default 3/3 window (``stateBytes``; an 8/8 window would need 768 bytes for
+/// its buffers alone).
+public struct FlatlineDetector: Detector {
+    public static let kind = "flatline"
+    public static let version: Int64 = 1
+
+    public struct Parameters: Sendable, Equatable {
+        /// Half-width of the band, in channel units (integer-scaled): readings within ±`epsilon` of the
+        /// run's first count as not moving. Set it at or just above the sensor's resolution: 0 means
+        /// exactly the same value.
+        public var epsilon: Int64
+        /// Milliseconds the value must stay in the band to be an event.
+        public var durationMs: Int64
+
+        public init(epsilon: Int64, durationMs: Int64) {
+            self.epsilon = max(0, epsilon)
+            self.durationMs = max(0, durationMs)
+        }
+    }
+
+    public let rule: RuleIdentity
+    public let parameters: Parameters
+    /// The first sample of the current run; `runValue` is its value (valid when `runMs != never`).
+    private var runStart = DetectorSample(monoMs: 0, wallMs: 0, value: nil)
+    private var runValue: Int64 = 0
+    private var runMs = HealthMath.never
+    private var lastValidMs = HealthMath.never
+    private var stuck = false
+    private var window: EvidenceWindow
+
+    public init(rule: RuleIdentity, parameters: Parameters, windowBefore: Int = 3, windowAfter: Int = 3) {
+        self.rule = rule
+        self.parameters = parameters
+        window = EvidenceWindow(before: windowBefore, after: windowAfter)
+    }
+
+    public var score: Double {
+        if stuck { return 1 }
+        guard runMs != HealthMath.never else { return 0 }
+        return HealthMath.progress(lastValidMs &- runMs, of: parameters.durationMs)
+    }
+
+    public var stateBytes: Int { healthStateBytes(window: window) }
+
+    public mutating func feed(_ sample: DetectorSample, _ context: SiteContext) -> Finding? {
+        // Observed after this sample's own work: a window begun at it keeps the samples before it.
+        defer { window.observe(sample) }
+        guard let value = sample.value else { return nil }
+        lastValidMs = sample.monoMs
+        if runMs != HealthMath.never, HealthMath.distance(value, runValue) <= UInt64(parameters.epsilon) {
+            guard !stuck, sample.monoMs &- runMs >= parameters.durationMs else { return nil }
+            stuck = true
+            let held = HealthText.duration(sample.monoMs &- runMs)
+            return finding(.start, at: sample, end: nil, explanation: "value stuck at \(rule.format(runValue)) for \(held): sensor stuck or disconnected")
+        }
+        let ended: Finding? = stuck
+            ? finding(.end, at: sample, end: sample, explanation: "value moving again: \(rule.format(value)) after \(HealthText.duration(sample.monoMs &- runMs)) at \(rule.format(runValue))")
+            : nil
+        stuck = false
+        runStart = sample
+        runValue = value
+        runMs = sample.monoMs
+        window.begin(at: sample)
+        // durationMs 0: one sample is already a run long enough; handled at the next sample in the band.
+        return ended
+    }
+
+    private func finding(_ phase: Finding.Phase, at: DetectorSample, end: DetectorSample?, explanation: String) -> Finding {
+        Finding(
+            phase: phase, rule: rule, severity: .warning, start: runStart, end: end, at: at,
+            params: ["epsilon": .int(parameters.epsilon), "durationMs": .int(parameters.durationMs)],
+            baseline: ["stuckValue": runValue], window: window.samples, explanation: explanation)
+    }
+}
