@@ -14,6 +14,15 @@ enum HealthMath {
         return min(0.999, max(0, Double(held) / Double(needed)))
     }
 
+    /// `f` as an Int64 for a report, saturating (Int64(Float) traps out of range, and a corrupt reading can
+    /// be anything).
+    static func int64(_ f: Float) -> Int64 {
+        guard f.isFinite else { return 0 }
+        if f >= 9.2e18 { return Int64.max }
+        if f <= -9.2e18 { return Int64.min }
+        return Int64(f.rounded())
+    }
+
     /// Sentinel for "no such moment" in Int64 millisecond fields (saves an Optional's padding).
     static let never = Int64.min
 }
