@@ -14,7 +14,7 @@
 /// ends a loss as any valid sample does. The calendar changes nothing: an unplugged sensor is
 /// unplugged in and out of the shift. There is no baseline to compare with.
 ///
-/// State: 489 bytes with the default 3/3 window (``stateBytes``; an 8/8 window would need 768 bytes for
+/// State: 489 bytes on a 64-bit target with the default 3/3 window (``stateBytes``; an 8/8 window would need 768 bytes for
 /// its buffers alone).
 public struct CommLossDetector: Detector {
     public static let kind = "comm_loss"
@@ -65,8 +65,8 @@ public struct CommLossDetector: Detector {
             window.finish()
             guard lost else { return nil }
             lost = false
-            let f = finding(.end, at: sample, end: sample, explanation: "readings back after \(HealthText.duration(sample.monoMs &- firstFailed.monoMs)) without one")
-            return f
+            let silent = HealthText.duration(sample.monoMs &- firstFailed.monoMs)
+            return finding(.end, at: sample, end: sample, explanation: "readings back after \(silent) without one")
         }
         if failingMs == HealthMath.never {
             failingMs = sample.monoMs

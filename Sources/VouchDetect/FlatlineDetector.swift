@@ -17,7 +17,7 @@
 /// whose driver keeps returning the last value is this rule's). The calendar changes nothing: a
 /// sensor is stuck or not whatever the shift. The start's `baseline` is the stuck value.
 ///
-/// State: 497 bytes with the default 3/3 window (``stateBytes``; an 8/8 window would need 768 bytes for
+/// State: 497 bytes on a 64-bit target with the default 3/3 window (``stateBytes``; an 8/8 window would need 768 bytes for
 /// its buffers alone).
 public struct FlatlineDetector: Detector {
     public static let kind = "flatline"
@@ -72,9 +72,11 @@ public struct FlatlineDetector: Detector {
             let held = HealthText.duration(sample.monoMs &- runMs)
             return finding(.start, at: sample, end: nil, explanation: "value stuck at \(rule.format(runValue)) for \(held): sensor stuck or disconnected")
         }
-        let ended: Finding? = stuck
-            ? finding(.end, at: sample, end: sample, explanation: "value moving again: \(rule.format(value)) after \(HealthText.duration(sample.monoMs &- runMs)) at \(rule.format(runValue))")
-            : nil
+        var ended: Finding?
+        if stuck {
+            let held = HealthText.duration(sample.monoMs &- runMs)
+            ended = finding(.end, at: sample, end: sample, explanation: "value moving again: \(rule.format(value)) after \(held) at \(rule.format(runValue))")
+        }
         stuck = false
         runStart = sample
         runValue = value

@@ -44,7 +44,7 @@
 /// Rules of evidence: a failed poll (`value == nil`) neither confirms nor ends anything; it only counts
 /// towards offline. A start's `baseline` holds the two thresholds.
 ///
-/// State: 497 bytes with the default 2/2 window (``stateBytes``; the brief's 8/8 default would need
+/// State: 497 bytes on a 64-bit target with the default 2/2 window (``stateBytes``; the brief's 8/8 default would need
 /// 768 bytes for the window's buffers alone, as each ``DetectorSample`` takes 32).
 public struct RunStateDetector: Detector {
     public static let kind = "run_state"
@@ -268,9 +268,11 @@ public struct RunStateDetector: Detector {
         let text: String
         switch reason {
         case .running:
-            text = "running again: \(describe(level ?? 0)) at or above \(amount(parameters.runningAtOrAbove)) for \(HealthText.duration(confirmedAt.monoMs &- end.monoMs)); stopped \(lasted)"
+            let held = HealthText.duration(confirmedAt.monoMs &- end.monoMs)
+            text = "running again: \(describe(level ?? 0)) at or above \(amount(parameters.runningAtOrAbove)) for \(held); stopped \(lasted)"
         case .offline:
-            text = "no valid reading for \(HealthText.duration(parameters.offlineAfterMs)) or more: run state unknown (offline), the stop is on the record for \(lasted)"
+            let silent = HealthText.duration(parameters.offlineAfterMs)
+            text = "no valid reading for \(silent) or more: run state unknown (offline), the stop is on the record for \(lasted)"
         case .shiftOn:
             text = "still stopped with the shift on and no planned stop: the recorded stop closes after \(lasted) and an in-shift stop is followed from here"
         }

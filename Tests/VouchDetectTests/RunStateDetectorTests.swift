@@ -253,6 +253,8 @@ struct RunStateDetectorTests {
 
     @Test func stateFitsIn512Bytes() {
         #expect(detector().stateBytes <= 512)
-        #expect(detector().stateBytes == 497, "documented in the type's comment")
+        #if arch(x86_64) || arch(arm64)  // the documented figure; a 32-bit board keeps less
+            #expect(detector().stateBytes == 497, "documented in the type's comment")
+        #endif
     }
 }
