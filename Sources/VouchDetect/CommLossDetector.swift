@@ -34,11 +34,10 @@ public struct CommLossDetector: Detector {
 
     public let rule: RuleIdentity
     public let parameters: Parameters
-    /// The first failed poll of the current run (valid when `failingMs != never`).
+    /// The first failed poll of the current run (valid while `failing.isHolding`).
     private var firstFailed = DetectorSample(monoMs: 0, wallMs: 0, value: nil)
-    private var failingMs = HealthMath.never
-    private var lastMs = HealthMath.never
-    private var lost = false
+    /// Failed polls since the first; on when lost.
+    private var failing = HealthHold()
     private var window: EvidenceWindow
 
     public init(rule: RuleIdentity, parameters: Parameters, windowBefore: Int = 3, windowAfter: Int = 3) {
@@ -47,35 +46,31 @@ public struct CommLossDetector: Detector {
         window = EvidenceWindow(before: windowBefore, after: windowAfter)
     }
 
-    public var score: Double {
-        if lost { return 1 }
-        guard failingMs != HealthMath.never else { return 0 }
-        return HealthMath.progress(lastMs &- failingMs, of: parameters.durationMs)
-    }
+    public var score: Double { failing.score(needing: parameters.durationMs) }
 
     public var stateBytes: Int { healthStateBytes(window: window) }
 
     public mutating func feed(_ sample: DetectorSample, _ context: SiteContext) -> Finding? {
         // Observed after this sample's own work: a window begun at it keeps the samples before it.
         defer { window.observe(sample) }
-        lastMs = sample.monoMs
+        failing.lastMs = sample.monoMs
         guard sample.value == nil else {
-            guard failingMs != HealthMath.never else { return nil }
-            failingMs = HealthMath.never
+            guard failing.isHolding else { return nil }
+            let wasLost = failing.on
+            failing.clear()
             window.finish()
-            guard lost else { return nil }
-            lost = false
+            guard wasLost else { return nil }
             let silent = HealthText.duration(sample.monoMs &- firstFailed.monoMs)
             return finding(.end, at: sample, end: sample, explanation: "readings back after \(silent) without one")
         }
-        if failingMs == HealthMath.never {
-            failingMs = sample.monoMs
+        if !failing.isHolding {
+            failing.sinceMs = sample.monoMs
             firstFailed = sample
             window.begin(at: sample)
         }
-        let held = sample.monoMs &- failingMs
-        guard !lost, held >= parameters.durationMs else { return nil }
-        lost = true
+        let held = failing.held(at: sample.monoMs)
+        guard !failing.on, held >= parameters.durationMs else { return nil }
+        failing.on = true
         return finding(.start, at: sample, end: nil, explanation: "no valid reading for \(HealthText.duration(held)): sensor unplugged or bus fault")
     }
 

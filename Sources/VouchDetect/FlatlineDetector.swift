@@ -39,12 +39,11 @@ public struct FlatlineDetector: Detector {
 
     public let rule: RuleIdentity
     public let parameters: Parameters
-    /// The first sample of the current run; `runValue` is its value (valid when `runMs != never`).
+    /// The first sample of the current run; `runValue` is its value (valid while `run.isHolding`).
     private var runStart = DetectorSample(monoMs: 0, wallMs: 0, value: nil)
     private var runValue: Int64 = 0
-    private var runMs = HealthMath.never
-    private var lastValidMs = HealthMath.never
-    private var stuck = false
+    /// The run, from its first valid sample to the last; on when stuck.
+    private var run = HealthHold()
     private var window: EvidenceWindow
 
     public init(rule: RuleIdentity, parameters: Parameters, windowBefore: Int = 3, windowAfter: Int = 3) {
@@ -53,11 +52,7 @@ public struct FlatlineDetector: Detector {
         window = EvidenceWindow(before: windowBefore, after: windowAfter)
     }
 
-    public var score: Double {
-        if stuck { return 1 }
-        guard runMs != HealthMath.never else { return 0 }
-        return HealthMath.progress(lastValidMs &- runMs, of: parameters.durationMs)
-    }
+    public var score: Double { run.score(needing: parameters.durationMs) }
 
     public var stateBytes: Int { healthStateBytes(window: window) }
 
@@ -65,22 +60,22 @@ public struct FlatlineDetector: Detector {
         // Observed after this sample's own work: a window begun at it keeps the samples before it.
         defer { window.observe(sample) }
         guard let value = sample.value else { return nil }
-        lastValidMs = sample.monoMs
-        if runMs != HealthMath.never, HealthMath.distance(value, runValue) <= UInt64(parameters.epsilon) {
-            guard !stuck, sample.monoMs &- runMs >= parameters.durationMs else { return nil }
-            stuck = true
-            let held = HealthText.duration(sample.monoMs &- runMs)
+        run.lastMs = sample.monoMs
+        if run.isHolding, HealthMath.distance(value, runValue) <= UInt64(parameters.epsilon) {
+            guard !run.on, run.held(at: sample.monoMs) >= parameters.durationMs else { return nil }
+            run.on = true
+            let held = HealthText.duration(run.held(at: sample.monoMs))
             return finding(.start, at: sample, end: nil, explanation: "value stuck at \(rule.format(runValue)) for \(held): sensor stuck or disconnected")
         }
         var ended: Finding?
-        if stuck {
-            let held = HealthText.duration(sample.monoMs &- runMs)
+        if run.on {
+            let held = HealthText.duration(run.held(at: sample.monoMs))
             ended = finding(.end, at: sample, end: sample, explanation: "value moving again: \(rule.format(value)) after \(held) at \(rule.format(runValue))")
         }
-        stuck = false
+        run.clear()
+        run.sinceMs = sample.monoMs
         runStart = sample
         runValue = value
-        runMs = sample.monoMs
         window.begin(at: sample)
         // durationMs 0: one sample is already a run long enough; handled at the next sample in the band.
         return ended

@@ -27,6 +27,30 @@ enum HealthMath {
     static let never = Int64.min
 }
 
+/// A condition that must hold, unbroken, for a minimum time to be an event: where it began, the last
+/// sample that counted, and whether the event is on. Its score is the progress towards the minimum,
+/// 1 once on.
+struct HealthHold {
+    var sinceMs = HealthMath.never
+    var lastMs = HealthMath.never
+    var on = false
+
+    var isHolding: Bool { sinceMs != HealthMath.never }
+
+    /// Milliseconds held at `nowMs`.
+    func held(at nowMs: Int64) -> Int64 { nowMs &- sinceMs }
+
+    func score(needing ms: Int64) -> Double {
+        if on { return 1 }
+        return isHolding ? HealthMath.progress(lastMs &- sinceMs, of: ms) : 0
+    }
+
+    mutating func clear() {
+        sinceMs = HealthMath.never
+        on = false
+    }
+}
+
 enum HealthText {
     /// A duration a person reads: "45 s", "10 min", "2 h", "2 h 15 min" (truncated, not rounded, so a
     /// stop "for 10 min" has lasted at least that long).

@@ -110,15 +110,10 @@ struct BaselineDetectorTests {
     @Test func theSameSamplesGiveTheSameFindings() {
         let tuesday = Self.at(week: 3, day: 1, 10)
         let values = machine(weeks: 4, idle: [tuesday..<(tuesday + 120)])
-        var a = detector(), b = detector()
-        let x = run(&a, values), y = run(&b, values)
-        #expect(x.map(\.finding) == y.map(\.finding) && x.count == 2)
+        F.expectDeterministic({ detector() }, values, intervalMs: Self.interval, context: Self.context, count: 2)
     }
 
     @Test func stateFitsIn512BytesWindowIncluded() {
-        #expect(detector().stateBytes <= 512)
-        #if arch(x86_64) || arch(arm64)  // the documented figure; a 32-bit board keeps less
-            #expect(detector().stateBytes == 505, "documented in the type's comment")
-        #endif
+        F.expectStateBytes(detector().stateBytes, documented: 505)
     }
 }

@@ -59,15 +59,10 @@ struct CommLossDetectorTests {
 
     @Test func theSameSamplesGiveTheSameFindings() {
         let values = valid(30) + Array(repeating: nil, count: 80) + valid(5) + Array(repeating: nil, count: 100)
-        var a = detector(), b = detector()
-        let x = F.run(&a, values, intervalMs: Self.interval), y = F.run(&b, values, intervalMs: Self.interval)
-        #expect(x.map(\.finding) == y.map(\.finding) && x.count == 3)
+        F.expectDeterministic({ detector() }, values, intervalMs: Self.interval, count: 3)
     }
 
     @Test func stateFitsIn512Bytes() {
-        #expect(detector().stateBytes <= 512)
-        #if arch(x86_64) || arch(arm64)  // the documented figure; a 32-bit board keeps less
-            #expect(detector().stateBytes == 489, "documented in the type's comment")
-        #endif
+        F.expectStateBytes(detector().stateBytes, documented: 489)
     }
 }

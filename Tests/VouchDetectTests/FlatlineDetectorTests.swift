@@ -84,15 +84,10 @@ struct FlatlineDetectorTests {
 
     @Test func theSameSamplesGiveTheSameFindings() {
         let values = live(60) + Array(repeating: 4120, count: 150) + live(10) + Array(repeating: 0, count: 200)
-        var a = detector(), b = detector()
-        let x = F.run(&a, values, intervalMs: Self.interval), y = F.run(&b, values, intervalMs: Self.interval)
-        #expect(x.map(\.finding) == y.map(\.finding) && x.map(\.index) == y.map(\.index) && x.count == 3)
+        F.expectDeterministic({ detector() }, values, intervalMs: Self.interval, count: 3)
     }
 
     @Test func stateFitsIn512Bytes() {
-        #expect(detector().stateBytes <= 512)
-        #if arch(x86_64) || arch(arm64)  // the documented figure; a 32-bit board keeps less
-            #expect(detector().stateBytes == 497, "documented in the type's comment")
-        #endif
+        F.expectStateBytes(detector().stateBytes, documented: 497)
     }
 }

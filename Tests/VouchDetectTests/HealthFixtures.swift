@@ -1,3 +1,4 @@
+import Testing
 import VouchCore
 @testable import VouchDetect
 
@@ -27,6 +28,27 @@ enum HealthFixture {
             if let f = detector.feed(sample(i, v, intervalMs: intervalMs), context(i)) { out.append((i, f)) }
         }
         return out
+    }
+
+    /// Two detectors fed the same samples give the same findings at the same samples (and `count` of them,
+    /// so the sequence is not trivially empty).
+    static func expectDeterministic<D: Detector>(
+        _ make: () -> D, _ values: [Int64?], intervalMs: Int64, context: (Int) -> SiteContext = { _ in SiteContext() }, count: Int,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
+        var a = make(), b = make()
+        let x = run(&a, values, intervalMs: intervalMs, context: context), y = run(&b, values, intervalMs: intervalMs, context: context)
+        #expect(x.map(\.finding) == y.map(\.finding) && x.map(\.index) == y.map(\.index), sourceLocation: sourceLocation)
+        #expect(x.count == count, sourceLocation: sourceLocation)
+    }
+
+    /// Within the 512-byte budget everywhere; exactly the documented figure on a 64-bit target (a 32-bit
+    /// board keeps less).
+    static func expectStateBytes(_ bytes: Int, documented: Int, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(bytes <= 512, sourceLocation: sourceLocation)
+        #if arch(x86_64) || arch(arm64)
+            #expect(bytes == documented, "documented in the type's comment", sourceLocation: sourceLocation)
+        #endif
     }
 
     /// Deterministic jitter (a 64-bit LCG), so every run of a test sees the same noise.
