@@ -70,6 +70,19 @@ struct BaselineDetectorTests {
         #expect(out[2].index == wednesday + 15 && out[3].index == wednesday + 120)
     }
 
+    @Test func aWeekOfLowOutputStaysUnusualEveryDay() throws {
+        // From week 3 the machine runs 12 % low (4400 W) every weekday: each day is an event. Were the
+        // event's samples learned, even clipped, Monday would teach Tuesday that 4400 W is usual.
+        var j = F.Jitter(seed: 5)
+        let values: [Int64?] = machine(weeks: 4).enumerated().map { i, v in
+            let day = (i / 1440) % 7, minute = i % 1440
+            return i >= 3 * Self.week && day < 5 && minute >= 360 && minute < 1320 ? j.around(4400, perMille: 30) : v
+        }
+        var d = detector()
+        let starts = run(&d, values).filter { $0.finding.phase == .start }
+        #expect(starts.map(\.index) == (0..<5).map { Self.at(week: 3, day: $0, 6, 15) })
+    }
+
     @Test func theScoreRisesWithTheDeviationAndIsZeroOnTheOtherSide() {
         var below = detector()
         var both = detector(.init(direction: .both, minDurationMs: 900_000, learnSamples: Int64(Self.week), minSpread: 10))

@@ -184,6 +184,9 @@ struct RunStateDetectorTests {
             if i > 10 { states.insert(d.state) }
         }
         #expect(states == [.running])
+        // Not even for an instant: with no minimum at all, one low sample would be a stop.
+        var strict = detector(.init(input: .counter, runningAtOrAbove: 30, stoppedBelow: 5, minStopMs: 0, minRunMs: 0, offlineAfterMs: 120_000))
+        #expect(F.run(&strict, counter(300, stopAt: 300, restartAt: 150), intervalMs: Self.interval).isEmpty)
     }
 
     @Test func aSlowCounterPolledFastIsRunning() {
