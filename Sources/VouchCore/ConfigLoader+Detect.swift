@@ -90,8 +90,8 @@ extension ConfigDecoder {
             }
             guard let kind else { continue }
             let severity = choice(r, "severity", DetectSeverity.self, default: kind.defaultSeverity, parse: { DetectSeverity(rawValue: $0.lowercased()) })
-            let before = integer(r, "window_before", range: 0...64, default: 6)
-            let after = integer(r, "window_after", range: 1...64, default: 6)
+            let before = r.table["window_before"] == nil ? nil : integer(r, "window_before", range: 0...64)
+            let after = r.table["window_after"] == nil ? nil : integer(r, "window_after", range: 1...64)
             let schema = DetectSchema.keys(kind)
             // A key of another kind is a mistake in this one: say which kinds take it.
             let own = Set(schema.map(\.name) + DetectSchema.commonKeys)
@@ -100,8 +100,9 @@ extension ConfigDecoder {
                 let takers = DetectKind.allCases.filter { DetectSchema.keys($0).contains { $0.name == key } }.map(\.rawValue)
                 report(node.keyPosition, "\"\(key)\" is not a parameter of kind \(kind.rawValue) (it is one of \(takers.joined(separator: ", "))); \(kind.rawValue) takes \(schema.map(\.name).joined(separator: ", "))")
             }
-            var rule = DetectRuleSettings(id: id ?? "", kind: kind, channel: channel ?? "", severity: severity ?? kind.defaultSeverity, windowBefore: before ?? 6, windowAfter: after ?? 6)
-            var complete = id != nil && channel != nil && channelIDs[channel ?? ""] != nil && severity != nil && before != nil && after != nil
+            var rule = DetectRuleSettings(id: id ?? "", kind: kind, channel: channel ?? "", severity: severity ?? kind.defaultSeverity, windowBefore: before, windowAfter: after)
+            var complete = id != nil && channel != nil && channelIDs[channel ?? ""] != nil && severity != nil
+                && (before != nil || r.table["window_before"] == nil) && (after != nil || r.table["window_after"] == nil)
             for key in schema {
                 switch key.type {
                 case .number:

@@ -48,17 +48,17 @@ public struct DetectRuleSettings: Sendable, Equatable {
     public var kind: DetectKind
     public var channel: String
     public var severity: DetectSeverity
-    /// Samples kept as evidence before and after an event's start (default 6 and 6: 288 bytes of the
-    /// 512 a channel's detector may keep).
-    public var windowBefore: Int
-    public var windowAfter: Int
+    /// Samples kept as evidence before and after an event's start; nil: the detector's own default,
+    /// chosen so its whole state fits in 512 bytes (each sample costs 24).
+    public var windowBefore: Int?
+    public var windowAfter: Int?
     public var numbers: [String: Double]
     public var durations: [String: Duration]
     public var flags: [String: Bool]
     public var choices: [String: String]
 
     public init(
-        id: String, kind: DetectKind, channel: String, severity: DetectSeverity, windowBefore: Int = 6, windowAfter: Int = 6, numbers: [String: Double] = [:],
+        id: String, kind: DetectKind, channel: String, severity: DetectSeverity, windowBefore: Int? = nil, windowAfter: Int? = nil, numbers: [String: Double] = [:],
         durations: [String: Duration] = [:], flags: [String: Bool] = [:], choices: [String: String] = [:]
     ) {
         self.id = id
@@ -186,9 +186,11 @@ public enum DetectSchema {
             [.duration("duration", min: .seconds(1), default: nil, "no valid reading this long")]
         case .baseline:
             [
-                .bounded("score_threshold", 0.0...1.0, default: 0.9, "an anomaly score above this, for min_duration, is an event"),
+                .choice("direction", ["both", "below", "above"], default: "both", "which deviations count: below (idleness, low output), above, or both"),
+                .bounded("score_threshold", 0.0...1.0, default: 0.5, "an anomaly score at or above this, for min_duration, is an event"),
                 .duration("min_duration", default: .seconds(900), "the score must stay high this long"),
                 .duration("learn", min: .seconds(3_600), default: .seconds(7 * 86_400), "time spent learning before scoring"),
+                .number("min_spread", default: 0, "the smallest spread deviations are counted in: the sensor's noise or resolution"),
             ]
         }
     }

@@ -41,8 +41,8 @@
 /// `score` is the last sample's anomaly score itself (not forced to 1 during an event), as
 /// `vouch detect replay` writes it per row for tuning.
 ///
-/// State: 505 bytes on a 64-bit target with the default 1/2 window (``stateBytes``): one sample before
-/// the start, the start and the next; the 8/8 window of the other rules would need 768 bytes alone.
+/// State: 473 bytes on a 64-bit target with the default 1/2 window (``stateBytes``): one sample before
+/// the start, the start and the next (24 bytes a sample; the profile takes most of the 512).
 public struct BaselineDetector: Detector {
     public static let kind = "baseline"
     public static let version: Int64 = 1

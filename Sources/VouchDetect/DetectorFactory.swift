@@ -42,6 +42,42 @@ public enum DetectorFactory {
     }
 
     public static func make(_ rule: DetectRuleSettings, channel: ChannelDescriptor) throws(Unavailable) -> any Detector {
-        throw Unavailable(description: "rule \(rule.id): kind \(rule.kind.rawValue) is not built into this vouch yet")
+        let e = channel.scaleExponent
+        func number(_ key: String) -> Int64 { scaled(rule.numbers[key] ?? 0, exponent: e) }
+        func ms(_ key: String) -> Int64 { milliseconds(rule.durations[key]) }
+        let severity = Severity(rawValue: rule.severity.rawValue) ?? .alarm
+        switch rule.kind {
+        case .runState:
+            let p = RunStateDetector.Parameters(
+                input: RunStateDetector.Input(rawValue: rule.choices["input"] ?? "level") ?? .level, runningAtOrAbove: number("running_at_or_above"),
+                stoppedBelow: number("stopped_below"), minStopMs: ms("min_stop"), minRunMs: ms("min_run"), offlineAfterMs: ms("offline_after"),
+                alarmOnIdle: rule.flags["alarm_on_idle"] ?? false)
+            let id = identity(rule, kind: RunStateDetector.kind, version: RunStateDetector.version, channel: channel)
+            return window(rule) { RunStateDetector(rule: id, parameters: p, windowBefore: $0, windowAfter: $1) } ?? RunStateDetector(rule: id, parameters: p)
+        case .flatline:
+            let p = FlatlineDetector.Parameters(epsilon: number("epsilon"), durationMs: ms("duration"))
+            let id = identity(rule, kind: FlatlineDetector.kind, version: FlatlineDetector.version, channel: channel)
+            return window(rule) { FlatlineDetector(rule: id, parameters: p, windowBefore: $0, windowAfter: $1) } ?? FlatlineDetector(rule: id, parameters: p)
+        case .commLoss:
+            let p = CommLossDetector.Parameters(durationMs: ms("duration"), severity: severity)
+            let id = identity(rule, kind: CommLossDetector.kind, version: CommLossDetector.version, channel: channel)
+            return window(rule) { CommLossDetector(rule: id, parameters: p, windowBefore: $0, windowAfter: $1) } ?? CommLossDetector(rule: id, parameters: p)
+        case .baseline:
+            // Warm-up is configured as time; the detector counts samples at the channel's period.
+            let periodMs = max(1, milliseconds(channel.period))
+            let p = BaselineDetector.Parameters(
+                direction: BaselineDetector.Direction(rawValue: rule.choices["direction"] ?? "both") ?? .both, scoreThreshold: rule.numbers["score_threshold"] ?? 0.5,
+                minDurationMs: ms("min_duration"), learnSamples: ms("learn") / periodMs, minSpread: number("min_spread"), severity: severity)
+            let id = identity(rule, kind: BaselineDetector.kind, version: BaselineDetector.version, channel: channel)
+            return window(rule) { BaselineDetector(rule: id, parameters: p, windowBefore: $0, windowAfter: $1) } ?? BaselineDetector(rule: id, parameters: p)
+        case .weightDrop, .contact, .threshold, .countDrop:
+            throw Unavailable(description: "rule \(rule.id): kind \(rule.kind.rawValue) is not built into this vouch yet")
+        }
+    }
+
+    /// The detector with the rule's own window, when the rule sets one (either side); nil: its default.
+    static func window(_ rule: DetectRuleSettings, _ make: (Int, Int) -> any Detector) -> (any Detector)? {
+        guard rule.windowBefore != nil || rule.windowAfter != nil else { return nil }
+        return make(rule.windowBefore ?? 2, rule.windowAfter ?? 2)
     }
 }

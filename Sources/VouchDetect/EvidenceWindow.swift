@@ -1,14 +1,14 @@
 /// The samples an event carries as evidence: the last `before` samples up to its start, and up to
-/// `after` samples from the start on. Every buffer is allocated when the window is made, so feeding a
-/// sample never allocates; 24 bytes a sample, `(before + after) × 24` bytes in all.
+/// `after` samples from the start on. One ring of `before + after` samples, 24 bytes each, allocated
+/// when the window is made, so feeding a sample never allocates.
 ///
-/// While an event is collected the ring of earlier samples stands still (it is the event's "before").
-/// When the event finishes, ``samples`` still gives its window until the next sample is observed;
-/// then the window starts empty again, so the next event's "before" holds only samples seen since
-/// the last one finished.
+/// The ring records every sample until an event (or a candidate for one) has its `after` samples;
+/// then it stands still until the event finishes, so an event confirmed long after its start (a sensor
+/// stuck for two hours) still has the samples around its start. A candidate dropped and begun again
+/// at a later sample takes the samples just before the new start.
 public struct EvidenceWindow: Sendable {
     /// A sample in three words; `Int64.min` stands for a failed reading (no decoder produces it).
-    struct Packed: Sendable {
+    struct Packed: Sendable, Equatable {
         var monoMs: Int64
         var wallMs: Int64
         var value: Int64
@@ -24,78 +24,79 @@ public struct EvidenceWindow: Sendable {
 
     public let beforeCapacity: Int
     public let afterCapacity: Int
-    /// The most recent samples, a ring (oldest at `head` once full); frozen while collecting.
     private var ring: [Packed]
+    /// Where the next sample goes once the ring is full (then also the oldest).
     private var head = 0
-    /// From the start sample on.
-    private var after: [Packed]
-    /// The start's monotonic time: ring samples from it on are not "before".
-    private var startMonoMs: Int64 = .max
+    private var start: Packed?
+    /// Samples at or after the start recorded so far.
+    private var afterCount = 0
     public private(set) var isCollecting = false
-    /// Finished: the next observed sample starts a fresh ring.
-    private var finished = false
 
     public init(before: Int, after: Int) {
         beforeCapacity = max(0, before)
         afterCapacity = max(1, after)
         ring = []
-        ring.reserveCapacity(beforeCapacity)
-        self.after = []
-        self.after.reserveCapacity(afterCapacity)
+        ring.reserveCapacity(beforeCapacity + afterCapacity)
     }
 
-    /// Every sample, in order. While collecting, kept as an "after" sample until there are enough.
+    private var isFrozen: Bool { isCollecting && afterCount >= afterCapacity }
+
+    /// Every sample, in order.
     public mutating func observe(_ sample: DetectorSample) {
-        if finished {
-            ring.removeAll(keepingCapacity: true)
-            after.removeAll(keepingCapacity: true)
-            head = 0
-            startMonoMs = .max
-            finished = false
-        }
-        if isCollecting {
-            if after.count < afterCapacity, after.last?.monoMs != sample.monoMs { after.append(Packed(sample)) }
-            return
-        }
-        guard beforeCapacity > 0 else { return }
-        if ring.count < beforeCapacity {
-            ring.append(Packed(sample))
-        } else {
-            ring[head] = Packed(sample)
-            head = (head + 1) % beforeCapacity
-        }
+        guard !isFrozen else { return }
+        if let last = newest, last.monoMs == sample.monoMs { return }  // begin(at:) may have brought it in
+        push(Packed(sample))
+        if isCollecting, let start, sample.monoMs >= start.monoMs { afterCount += 1 }
     }
 
-    /// An event (or a candidate for one) begins at `start`, which was the last sample observed or is
-    /// the next: the samples before it are kept as they are now.
+    /// An event (or a candidate for one) begins at `start`: usually the last sample observed or the
+    /// next one; the samples before it are the ones in the ring now.
     public mutating func begin(at start: DetectorSample) {
-        after.removeAll(keepingCapacity: true)
-        after.append(Packed(start))
-        startMonoMs = start.monoMs
+        let packed = Packed(start)
+        self.start = packed
         isCollecting = true
-        finished = false
+        afterCount = 0
+        for i in 0..<ring.count where ring[i].monoMs >= packed.monoMs { afterCount += 1 }
+        // The start itself must be there: when it is newer than the ring, take it in now.
+        if newest.map({ $0.monoMs < packed.monoMs }) ?? true {
+            push(packed)
+            afterCount += 1
+        }
     }
 
-    /// The event ended or the candidate was dropped.
+    /// The event ended or the candidate was dropped: the ring records again.
     public mutating func finish() {
         isCollecting = false
-        finished = true
     }
 
-    /// Before and after the start, oldest first.
+    /// Up to `before` samples before the start, then the start and up to `after - 1` after it, oldest first.
     public var samples: [DetectorSample] {
-        var out: [DetectorSample] = []
-        out.reserveCapacity(ring.count + after.count)
-        for i in 0..<ring.count {
-            let p = ring[(head + i) % ring.count]
-            if p.monoMs < startMonoMs { out.append(p.sample) }
-        }
-        for p in after { out.append(p.sample) }
-        return out
+        guard let start else { return [] }
+        var ordered: [Packed] = []
+        ordered.reserveCapacity(ring.count)
+        for i in 0..<ring.count { ordered.append(ring[(head + i) % ring.count]) }
+        let before = ordered.filter { $0.monoMs < start.monoMs }.suffix(beforeCapacity)
+        var from = ordered.filter { $0.monoMs >= start.monoMs }.prefix(afterCapacity)
+        if from.first?.monoMs != start.monoMs { from = ([start] + from).prefix(afterCapacity) }
+        return (before + from).map(\.sample)
     }
 
     /// Bytes this window keeps.
     public var stateBytes: Int {
         MemoryLayout<Self>.size + (beforeCapacity + afterCapacity) * MemoryLayout<Packed>.stride
+    }
+
+    private var newest: Packed? {
+        guard !ring.isEmpty else { return nil }
+        return ring.count < beforeCapacity + afterCapacity ? ring[ring.count - 1] : ring[(head + ring.count - 1) % ring.count]
+    }
+
+    private mutating func push(_ p: Packed) {
+        if ring.count < beforeCapacity + afterCapacity {
+            ring.append(p)
+        } else {
+            ring[head] = p
+            head = (head + 1) % ring.count
+        }
     }
 }

@@ -17,8 +17,7 @@
 /// whose driver keeps returning the last value is this rule's). The calendar changes nothing: a
 /// sensor is stuck or not whatever the shift. The start's `baseline` is the stuck value.
 ///
-/// State: 497 bytes on a 64-bit target with the default 3/3 window (``stateBytes``; an 8/8 window would need 768 bytes for
-/// its buffers alone).
+/// State: 377 bytes on a 64-bit target with the default 3/3 window (``stateBytes``; 24 bytes a window sample).
 public struct FlatlineDetector: Detector {
     public static let kind = "flatline"
     public static let version: Int64 = 1

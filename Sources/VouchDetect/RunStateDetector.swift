@@ -44,8 +44,7 @@
 /// Rules of evidence: a failed poll (`value == nil`) neither confirms nor ends anything; it only counts
 /// towards offline. A start's `baseline` holds the two thresholds.
 ///
-/// State: 497 bytes on a 64-bit target with the default 2/2 window (``stateBytes``; the brief's 8/8 default would need
-/// 768 bytes for the window's buffers alone, as each ``DetectorSample`` takes 32).
+/// State: 425 bytes on a 64-bit target with the default 2/2 window (``stateBytes``; 24 bytes a window sample).
 public struct RunStateDetector: Detector {
     public static let kind = "run_state"
     public static let version: Int64 = 1

@@ -127,6 +127,6 @@ struct BaselineDetectorTests {
     }
 
     @Test func stateFitsIn512BytesWindowIncluded() {
-        F.expectStateBytes(detector().stateBytes, documented: 505)
+        F.expectStateBytes(detector().stateBytes, documented: 473)
     }
 }

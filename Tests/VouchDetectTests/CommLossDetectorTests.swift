@@ -63,6 +63,6 @@ struct CommLossDetectorTests {
     }
 
     @Test func stateFitsIn512Bytes() {
-        F.expectStateBytes(detector().stateBytes, documented: 489)
+        F.expectStateBytes(detector().stateBytes, documented: 369)
     }
 }

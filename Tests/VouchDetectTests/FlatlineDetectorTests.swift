@@ -88,6 +88,6 @@ struct FlatlineDetectorTests {
     }
 
     @Test func stateFitsIn512Bytes() {
-        F.expectStateBytes(detector().stateBytes, documented: 497)
+        F.expectStateBytes(detector().stateBytes, documented: 377)
     }
 }

@@ -253,6 +253,6 @@ struct RunStateDetectorTests {
     }
 
     @Test func stateFitsIn512Bytes() {
-        F.expectStateBytes(detector().stateBytes, documented: 497)
+        F.expectStateBytes(detector().stateBytes, documented: 425)
     }
 }

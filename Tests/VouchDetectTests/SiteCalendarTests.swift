@@ -90,7 +90,7 @@ struct EvidenceWindowTests {
         w.observe(Self.s(10, 10))
         w.observe(Self.s(11, 11))
         w.begin(at: Self.s(12, 12))
-        #expect(w.samples.map(\.monoMs) == [10, 11, 12], "before: only samples since the last event finished")
+        #expect(w.samples.map(\.monoMs) == [7, 10, 11, 12], "before: the samples just before the new start (8 and 9 came while the first window was full)")
         #expect(w.stateBytes == MemoryLayout<EvidenceWindow>.size + 5 * 24)
         // A failed reading survives the packing.
         var f = EvidenceWindow(before: 1, after: 1)
