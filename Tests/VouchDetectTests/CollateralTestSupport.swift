@@ -1,0 +1,58 @@
+@testable import VouchDetect
+
+/// Deterministic sensor noise (a 64-bit LCG): the same seed gives the same jitter on every run.
+struct Jitter {
+    var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    /// A value in [-amplitude, amplitude].
+    mutating func next(_ amplitude: Int64) -> Int64 {
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        guard amplitude > 0 else { return 0 }
+        return Int64((state >> 33) % UInt64(2 * amplitude + 1)) - amplitude
+    }
+}
+
+/// Feeds detectors one sample per `intervalMs` (sample i at mono 1,000,000 + i·interval) and collects
+/// the findings with the index they appeared at.
+struct Bench {
+    var intervalMs: Int64 = 1000
+
+    func sample(_ i: Int, _ value: Int64?) -> DetectorSample {
+        DetectorSample(monoMs: 1_000_000 + Int64(i) * intervalMs, wallMs: 1_770_000_000_000 + Int64(i) * intervalMs, value: value)
+    }
+
+    func run<D: Detector>(_ detector: inout D, _ values: [Int64?], context: (Int) -> SiteContext = { _ in SiteContext() }) -> [(Int, Finding)] {
+        var findings: [(Int, Finding)] = []
+        for (i, v) in values.enumerated() {
+            if let f = detector.feed(sample(i, v), context(i)) { findings.append((i, f)) }
+        }
+        return findings
+    }
+
+    /// `count` samples around `level` with ±`noise` jitter.
+    static func level(_ level: Int64, _ count: Int, noise: Int64 = 0, _ jitter: inout Jitter) -> [Int64?] {
+        (0..<count).map { _ in level + jitter.next(noise) }
+    }
+}
+
+extension SiteContext {
+    static let night = SiteContext(inShift: false, businessHours: false)
+    static let day = SiteContext(inShift: true, businessHours: true)
+    static let releasing = SiteContext(releaseOpen: true)
+}
+
+func collateralRule(_ kind: String, channel: String, unit: String, exponent: Int64) -> RuleIdentity {
+    RuleIdentity(id: "\(kind)-test", version: 1, kind: kind, channel: channel, unit: unit, scaleExponent: exponent)
+}
+
+/// Two runs of the same sequence on fresh detectors give identical findings.
+func sameFindingsTwice<D: Detector>(_ make: () -> D, _ values: [Int64?], context: (Int) -> SiteContext) -> Bool {
+    var a = make(), b = make()
+    let fa = Bench().run(&a, values, context: context), fb = Bench().run(&b, values, context: context)
+    return !fa.isEmpty && fa.map(\.0) == fb.map(\.0) && fa.map(\.1) == fb.map(\.1)
+}
+
+/// Bytes of an ``EvidenceWindow``'s sample buffers (the ring, its frozen copy, the after samples).
+func windowBuffers(_ before: Int, _ after: Int) -> Int { (2 * before + after) * MemoryLayout<DetectorSample>.stride }
