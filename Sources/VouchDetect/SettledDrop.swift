@@ -1,0 +1,175 @@
+/// The settling and drop state machine of ``WeightDropDetector`` (which documents it), shared with
+/// ``CountDropDetector`` (a count is a weight without noise or pilferage). Owns the evidence window;
+/// the detectors turn its steps into findings.
+struct SettledDrop: Sendable {
+    enum Phase: UInt8, Sendable { case unsettled, watching, candidate, drop, pilferage }
+
+    enum Step: Sendable, Equatable {
+        /// The drop held `settleMs`: the event starts (`start`, `eventFrom`, `isRelease` describe it).
+        case confirmed(elapsedMs: Int64)
+        /// The weight settled after a drop: the event ends. `corrected`: back within tolerance.
+        case settled(weight: Int64, corrected: Bool)
+        /// The settled weight is beyond the cumulative tolerance below the reference (`eventFrom`).
+        case pilferage
+        /// The pilferage event ends.
+        case pilferageRecorded
+    }
+
+    let parameters: WeightDropDetector.Parameters
+    private(set) var phase: Phase = .unsettled
+    /// The settled weight drops are measured from.
+    private(set) var baseline: Int64 = 0
+    /// What pilferage is measured from.
+    private(set) var reference: Int64 = 0
+    /// Values below this are a sudden drop (`.min`: none is).
+    private(set) var dropLimit: Int64 = .min
+    /// A settled weight below this is pilferage (`.min`: none is).
+    private var pilferLimit: Int64 = .min
+    private var runStartMs: Int64 = 0
+    private var runMin: Int64 = 0
+    private var runMax: Int64 = 0
+    private var hasRun = false
+    private(set) var start = DetectorSample(monoMs: 0, wallMs: 0, value: nil)
+    /// The baseline (drop) or reference (pilferage) the open event is measured from.
+    private(set) var eventFrom: Int64 = 0
+    /// The lowest readable value since the drop began.
+    private(set) var lowest: Int64 = 0
+    /// A release window was open when the drop began.
+    private(set) var isRelease = false
+    private var wasReleaseOpen = false
+    var window: EvidenceWindow
+    private(set) var score: Double = 0
+
+    init(parameters: WeightDropDetector.Parameters, windowBefore: Int, windowAfter: Int) {
+        self.parameters = parameters
+        window = EvidenceWindow(before: windowBefore, after: windowAfter)
+    }
+
+    /// `watched`: whether a drop may begin (or go on unconfirmed) now; a confirmed drop runs on.
+    mutating func step(_ sample: DetectorSample, _ context: SiteContext, watched: Bool = true) -> Step? {
+        // Observed last, so that a window begun at this sample keeps the full `before` samples ahead of it.
+        defer { window.observe(sample) }
+        if wasReleaseOpen, !context.releaseOpen, phase != .unsettled { setReference(baseline) }
+        wasReleaseOpen = context.releaseOpen
+        guard let value = sample.value else { return nil }
+        extendRun(value, sample.monoMs)
+        let settled = DetectorMath.minus(sample.monoMs, runStartMs) >= parameters.settleMs
+        let middle = runMin + DetectorMath.minus(runMax, runMin) / 2
+        switch phase {
+        case .unsettled:
+            guard settled else { return nil }
+            phase = .watching
+            setBaseline(middle)
+            setReference(middle)
+            return nil
+        case .watching:
+            if value < dropLimit, watched {
+                phase = .candidate
+                start = sample
+                eventFrom = baseline
+                lowest = value
+                isRelease = context.releaseOpen
+                window.begin(at: sample)
+                return confirmIfHeld(sample)
+            }
+            if settled {
+                if middle != baseline { setBaseline(middle) }
+                // A rise within the noise is not a restock: it would ratchet the reference upward.
+                if context.releaseOpen || middle > DetectorMath.plus(reference, parameters.noise) {
+                    setReference(middle)
+                } else if middle < pilferLimit {
+                    phase = .pilferage
+                    start = sample
+                    eventFrom = reference
+                    isRelease = false
+                    window.begin(at: sample)
+                    score = 1
+                    // Reported once: further pilferage is measured from here.
+                    setReference(middle)
+                    return .pilferage
+                }
+            }
+            score = watchingScore(value)
+            return nil
+        case .candidate:
+            guard value < dropLimit, watched else {
+                phase = .watching
+                window.finish()
+                score = watchingScore(value)
+                return nil
+            }
+            lowest = min(lowest, value)
+            return confirmIfHeld(sample)
+        case .drop:
+            lowest = min(lowest, value)
+            guard settled, runStartMs >= start.monoMs else { return nil }
+            phase = .watching
+            window.finish()
+            let corrected = middle >= dropLimit
+            if !corrected {
+                setBaseline(middle)
+                setReference(middle)
+            }
+            score = watchingScore(value)
+            return .settled(weight: middle, corrected: corrected)
+        case .pilferage:
+            phase = .watching
+            window.finish()
+            score = watchingScore(value)
+            return .pilferageRecorded
+        }
+    }
+
+    /// Extends the current run with `value`, or begins a new one at it.
+    @inline(__always)
+    private mutating func extendRun(_ value: Int64, _ monoMs: Int64) {
+        let lo = min(runMin, value), hi = max(runMax, value)
+        if hasRun, DetectorMath.minus(hi, lo) <= DetectorMath.plus(parameters.noise, parameters.noise) {
+            runMin = lo
+            runMax = hi
+        } else {
+            hasRun = true
+            runStartMs = monoMs
+            runMin = value
+            runMax = value
+        }
+    }
+
+    private mutating func setBaseline(_ weight: Int64) {
+        baseline = weight
+        dropLimit = DetectorMath.tolerance(abs: parameters.toleranceAbs, perMille: parameters.tolerancePerMille, of: weight)
+            .map { DetectorMath.minus(weight, $0) } ?? .min
+    }
+
+    private mutating func setReference(_ weight: Int64) {
+        reference = weight
+        pilferLimit = DetectorMath.tolerance(abs: parameters.cumulativeAbs, perMille: parameters.cumulativePerMille, of: weight)
+            .map { DetectorMath.minus(weight, $0) } ?? .min
+    }
+
+    /// 0 at the baseline, rising to 0.5 as the value (beyond the noise) nears the drop tolerance or
+    /// the settled weight nears the pilferage tolerance.
+    @inline(__always)
+    private func watchingScore(_ value: Int64) -> Double {
+        let sudden = Self.fraction(DetectorMath.minus(DetectorMath.minus(baseline, value), parameters.noise), of: DetectorMath.minus(baseline, dropLimit))
+        let slow = Self.fraction(DetectorMath.minus(reference, baseline), of: DetectorMath.minus(reference, pilferLimit))
+        return 0.5 * max(sudden, slow)
+    }
+
+    @inline(__always)
+    private static func fraction(_ part: Int64, of whole: Int64) -> Double {
+        guard part > 0, whole > 0, whole < .max else { return 0 }
+        return min(1, Double(part) / Double(whole))
+    }
+
+    private mutating func confirmIfHeld(_ sample: DetectorSample) -> Step? {
+        let elapsed = DetectorMath.minus(sample.monoMs, start.monoMs)
+        guard elapsed >= parameters.settleMs else {
+            score = developingScore(elapsedMs: elapsed, neededMs: parameters.settleMs)
+            return nil
+        }
+        phase = .drop
+        score = 1
+        return .confirmed(elapsedMs: elapsed)
+    }
+}
