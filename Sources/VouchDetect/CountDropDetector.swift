@@ -1,0 +1,167 @@
+/// A count that must not fall: tags or items in a pledged store (an RFID reader's count register),
+/// or a counter that must never go backwards (an energy meter: a decrease is tampering or a
+/// replaced meter).
+///
+/// Item counts (`backwardsIsTamper` false) follow ``WeightDropDetector``'s state machine with no
+/// noise and no pilferage check:
+/// - `unsettled` → `watching`: a count unchanged for `settleMs` is the settled count; later settled
+///   counts (restocking, drops smaller than `dropAbs`) replace it without an event.
+/// - `watching` → `candidate(start)`: a count at least `dropAbs` below the settled count, while
+///   `when` holds. Dropped by a count back above that, or by `when` ceasing to hold.
+/// - `candidate` → `drop`: held for `settleMs` → `.start`, `.record` if a release window was open at
+///   `start` (a release), else `.alarm`.
+/// - `drop` → `watching`: when the count is unchanged for `settleMs` again, `.end` with the settled
+///   count and the loss, which becomes the settled count; settled back within `dropAbs` of the old
+///   count, the drop was corrected (a missed read) and the settled count stays.
+///
+/// Monotonic counters (`backwardsIsTamper` true), instead:
+/// - `counting` → `tampered(start)`: any readable value below the previous readable one → `.start`
+///   `.alarm` at once, whatever the calendar or release windows say: such a counter never
+///   legitimately goes back. A counter that wraps (a 32-bit register) must be unwrapped before it
+///   reaches the detector.
+/// - `tampered` → `counting`: no further decrease for `settleMs`, `.end` with how far it went back.
+///
+/// Rules of evidence: a drop is dated by its first sample at least `dropAbs` below and confirmed at
+/// the first sample at least `settleMs` later; a decrease by the sample that decreased. A failed poll
+/// neither counts nor breaks anything: the next readable value is compared with the last readable one.
+///
+/// State: 1216 bytes with the default 8/8 window: 448 of the detector itself and 768 of the
+/// shared ``EvidenceWindow``'s buffers (24 samples of 32 bytes: the ring, its frozen copy, the after
+/// samples). The 512 B per channel holds for the detector's own state, not with an 8/8 window.
+public struct CountDropDetector: Detector {
+    public static let kind = "count_drop"
+    public static let version: Int64 = 1
+
+    public typealias When = DetectorWhen
+
+    public struct Parameters: Sendable, Equatable {
+        /// A drop of at least this many below the settled count is an event.
+        public var dropAbs: Int64
+        /// Milliseconds a count must stay unchanged to settle and a drop must hold to be confirmed;
+        /// for monotonic counters, how long without a decrease ends a tampering event.
+        public var settleMs: Int64
+        /// When a drop may begin (release windows decide its severity in any case).
+        public var when: When
+        /// Monotonic counter: any decrease at all is an alarm (and `dropAbs` is not used).
+        public var backwardsIsTamper: Bool
+
+        public init(dropAbs: Int64, settleMs: Int64, when: When = .always, backwardsIsTamper: Bool = false) {
+            self.dropAbs = dropAbs
+            self.settleMs = settleMs
+            self.when = when
+            self.backwardsIsTamper = backwardsIsTamper
+        }
+    }
+
+    public let rule: RuleIdentity
+    public let parameters: Parameters
+    private var core: SettledDrop
+    // Monotonic counters only.
+    private var last: Int64 = 0
+    private var hasLast = false
+    private var tampered = false
+    private var lastDecreaseMs: Int64 = 0
+    private var tamperFrom: Int64 = 0
+    private var tamperLowest: Int64 = 0
+    private var tamperStart = DetectorSample(monoMs: 0, wallMs: 0, value: nil)
+    private var tamperScore: Double = 0
+
+    public init(rule: RuleIdentity, parameters: Parameters, windowBefore: Int = 8, windowAfter: Int = 8) {
+        self.rule = rule
+        self.parameters = parameters
+        // "At least dropAbs below" is "more than dropAbs − 1 below"; counts have no noise.
+        let settling = WeightDropDetector.Parameters(
+            toleranceAbs: DetectorMath.minus(max(1, parameters.dropAbs), 1), noise: 0, settleMs: parameters.settleMs)
+        core = SettledDrop(parameters: settling, windowBefore: windowBefore, windowAfter: windowAfter)
+    }
+
+    public var score: Double { parameters.backwardsIsTamper ? tamperScore : core.score }
+
+    /// The settled count drops are measured from (item counts; 0 before the first settle).
+    public var settledCount: Int64 { core.baseline }
+
+    public var stateBytes: Int {
+        MemoryLayout<Self>.size - MemoryLayout<EvidenceWindow>.size + core.window.stateBytes
+    }
+
+    public mutating func feed(_ sample: DetectorSample, _ context: SiteContext) -> Finding? {
+        if parameters.backwardsIsTamper { return feedMonotonic(sample) }
+        guard let step = core.step(sample, context, watched: parameters.when.holds(context)) else { return nil }
+        let from = core.eventFrom
+        let severity: Severity = core.isRelease ? .record : .alarm
+        switch step {
+        case .confirmed(let elapsed):
+            let value = sample.value ?? core.lowest
+            let loss = DetectorMath.minus(from, value)
+            let text = core.isRelease
+                ? "released \(rule.format(loss)) inside the release window (count \(rule.format(value)), settled \(rule.format(from)))"
+                : "count \(rule.format(value)), \(rule.format(loss)) below the settled \(rule.format(from)) for \(DetectorText.duration(elapsed))\(parameters.when.phrase), outside any release window: items left"
+            return finding(.start, severity, core.start, sample, ["settled": from], text)
+        case .settled(let count, let corrected):
+            let loss = DetectorMath.minus(from, count)
+            let text: String
+            if corrected {
+                text = "count settled back at \(rule.format(count)), less than \(rule.format(parameters.dropAbs)) below the settled \(rule.format(from)): the drop was corrected"
+            } else {
+                text = "count settled at \(rule.format(count)): \(rule.format(loss)) " + (core.isRelease ? "released inside the release window" : "gone from the settled \(rule.format(from))")
+            }
+            return finding(.end, severity, core.start, sample, ["settled": from, "after": count, "loss": loss, "lowest": core.lowest], text)
+        case .pilferage, .pilferageRecorded:
+            // No cumulative tolerance is given to the core, so it never reports pilferage.
+            return nil
+        }
+    }
+
+    private mutating func feedMonotonic(_ sample: DetectorSample) -> Finding? {
+        guard let value = sample.value else {
+            core.window.observe(sample)
+            return nil
+        }
+        defer {
+            last = value
+            hasLast = true
+        }
+        let decreased = hasLast && value < last
+        if tampered {
+            core.window.observe(sample)
+            if decreased {
+                lastDecreaseMs = sample.monoMs
+                tamperLowest = min(tamperLowest, value)
+                return nil
+            }
+            guard DetectorMath.minus(sample.monoMs, lastDecreaseMs) >= parameters.settleMs else { return nil }
+            tampered = false
+            core.window.finish()
+            tamperScore = 0
+            let back = DetectorMath.minus(tamperFrom, tamperLowest)
+            return finding(
+                .end, .alarm, tamperStart, sample, ["before": tamperFrom, "lowest": tamperLowest],
+                "counter counting forward again for \(DetectorText.duration(parameters.settleMs)) at \(rule.format(value)); it went back by \(rule.format(back)) from \(rule.format(tamperFrom))")
+        }
+        guard decreased else {
+            core.window.observe(sample)
+            return nil
+        }
+        core.window.begin(at: sample)
+        core.window.observe(sample)
+        tampered = true
+        tamperScore = 1
+        tamperStart = sample
+        lastDecreaseMs = sample.monoMs
+        tamperFrom = last
+        tamperLowest = value
+        return finding(
+            .start, .alarm, sample, sample, ["before": last],
+            "counter went backwards from \(rule.format(last)) to \(rule.format(value)): tampering or a replaced meter")
+    }
+
+    private func finding(_ phase: Finding.Phase, _ severity: Severity, _ start: DetectorSample, _ at: DetectorSample, _ baseline: [String: Int64], _ text: String) -> Finding {
+        Finding(
+            phase: phase, rule: rule, severity: severity, start: start, end: phase == .end ? at : nil, at: at,
+            params: [
+                "dropAbs": .int(parameters.dropAbs), "settleMs": .int(parameters.settleMs),
+                "when": .text(parameters.when.rawValue), "backwardsIsTamper": .text(parameters.backwardsIsTamper ? "true" : "false"),
+            ],
+            baseline: baseline, window: core.window.samples, explanation: text)
+    }
+}
