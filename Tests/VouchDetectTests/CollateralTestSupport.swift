@@ -31,6 +31,9 @@ struct Bench {
         return findings
     }
 
+    /// Segments of (value, samples) without noise.
+    static func steps(_ segments: [(Int64?, Int)]) -> [Int64?] { segments.flatMap { Array(repeating: $0.0, count: $0.1) } }
+
     /// `count` samples around `level` with ±`noise` jitter.
     static func level(_ level: Int64, _ count: Int, noise: Int64 = 0, _ jitter: inout Jitter) -> [Int64?] {
         (0..<count).map { _ in level + jitter.next(noise) }
@@ -56,3 +59,18 @@ func sameFindingsTwice<D: Detector>(_ make: () -> D, _ values: [Int64?], context
 
 /// Bytes of an ``EvidenceWindow``'s sample buffers (the ring, its frozen copy, the after samples).
 func windowBuffers(_ before: Int, _ after: Int) -> Int { (2 * before + after) * MemoryLayout<DetectorSample>.stride }
+
+/// Feeds `normal` at sample 0, then `abnormal` held to `minMs`: the score is 0 when normal, at least
+/// 0.5 when the condition begins, rises while it develops, and is 1 once the event is confirmed.
+func scoreRisesToOne<D: Detector>(_ d: inout D, normal: Int64, abnormal: Int64, minMs: Int64, _ context: SiteContext) -> Bool {
+    let bench = Bench()
+    let seconds = Int(minMs / bench.intervalMs)
+    _ = d.feed(bench.sample(0, normal), context)
+    let quiet = d.score
+    _ = d.feed(bench.sample(1, abnormal), context)
+    let early = d.score
+    _ = d.feed(bench.sample(1 + seconds / 2, abnormal), context)
+    let developing = d.score
+    let confirmed = d.feed(bench.sample(1 + seconds, abnormal), context)
+    return quiet == 0 && early >= 0.5 && developing > early && developing < 1 && confirmed?.phase == .start && d.score == 1
+}

@@ -18,11 +18,10 @@ struct CountDropDetectorTests {
             parameters: .init(dropAbs: 1, settleMs: 60_000, backwardsIsTamper: true))
     }
 
-    func counts(_ segments: [(Int64?, Int)]) -> [Int64?] { segments.flatMap { Array(repeating: $0.0, count: $0.1) } }
 
     @Test func aCountDropOutsideAReleaseWindowIsAnAlarmAndEndsWhenTheCountSettles() throws {
         var d = tags()
-        let values = counts([(450, 100), (412, 200)])
+        let values = Bench.steps([(450, 100), (412, 200)])
         let findings = bench.run(&d, values)
         try #require(findings.count == 2)
         let (at, start) = findings[0]
@@ -39,7 +38,7 @@ struct CountDropDetectorTests {
 
     @Test func aDropInsideAReleaseWindowIsARecordNotAnAlarm() throws {
         var d = tags()
-        let findings = bench.run(&d, counts([(450, 100), (412, 200)]), context: { $0 >= 50 && $0 < 150 ? .releasing : SiteContext() })
+        let findings = bench.run(&d, Bench.steps([(450, 100), (412, 200)]), context: { $0 >= 50 && $0 < 150 ? .releasing : SiteContext() })
         try #require(findings.count == 2)
         #expect(findings.map(\.1.severity) == [.record, .record])
         #expect(findings[0].1.explanation == "released 38 pallets inside the release window (count 412 pallets, settled 450 pallets)")
@@ -61,7 +60,7 @@ struct CountDropDetectorTests {
         var d = tags()
         // The reader flickers between 400 and 396 for 70 s (never settles), then reads 449 again.
         let flicker: [Int64?] = (0..<70).map { $0 % 2 == 0 ? 400 : 396 }
-        let findings = bench.run(&d, counts([(450, 100)]) + flicker + counts([(449, 70)]))
+        let findings = bench.run(&d, Bench.steps([(450, 100)]) + flicker + Bench.steps([(449, 70)]))
         try #require(findings.count == 2)
         #expect(findings[1].0 == 170 + 60 && findings[1].1.explanation == "count settled back at 449 pallets, less than 10 pallets below the settled 450 pallets: the drop was corrected")
         #expect(d.settledCount == 449, "back within dropAbs: it settles as an ordinary small change")
@@ -69,15 +68,15 @@ struct CountDropDetectorTests {
 
     @Test func whenGatesWhereADropMayBegin() {
         var d = tags(when: .outsideBusinessHours)
-        #expect(bench.run(&d, counts([(450, 100), (400, 200)]), context: { _ in .day }).isEmpty)
+        #expect(bench.run(&d, Bench.steps([(450, 100), (400, 200)]), context: { _ in .day }).isEmpty)
         #expect(d.settledCount == 400)
         var e = tags(when: .outsideBusinessHours)
-        #expect(bench.run(&e, counts([(450, 100), (400, 200)]), context: { _ in .night }).first?.1.explanation.contains("outside business hours") == true)
+        #expect(bench.run(&e, Bench.steps([(450, 100), (400, 200)]), context: { _ in .night }).first?.1.explanation.contains("outside business hours") == true)
     }
 
     @Test func failedPollsNeitherConfirmNorEndADrop() throws {
         var d = tags()
-        let findings = bench.run(&d, counts([(450, 100), (400, 1), (nil, 80), (400, 1)]))
+        let findings = bench.run(&d, Bench.steps([(450, 100), (400, 1), (nil, 80), (400, 1)]))
         try #require(findings.count == 1)
         #expect(findings[0].0 == 181 && findings[0].1.start == bench.sample(100, 400))
     }
@@ -111,7 +110,7 @@ struct CountDropDetectorTests {
 
     @Test func theScoreRisesWithTheDropAndIsOneDuringTheEvent() {
         var d = tags()
-        _ = bench.run(&d, counts([(450, 70)]))
+        _ = bench.run(&d, Bench.steps([(450, 70)]))
         #expect(d.score == 0)
         _ = d.feed(bench.sample(70, 445), SiteContext())
         #expect(d.score > 0.2 && d.score < 0.5)
@@ -122,7 +121,7 @@ struct CountDropDetectorTests {
     }
 
     @Test func theSameSamplesGiveTheSameFindings() {
-        let values = counts([(450, 100), (412, 200), (nil, 10), (430, 100), (300, 100)])
+        let values = Bench.steps([(450, 100), (412, 200), (nil, 10), (430, 100), (300, 100)])
         #expect(sameFindingsTwice({ tags() }, values, context: { $0 > 350 ? .releasing : SiteContext() }))
         let meterValues: [Int64?] = (0..<500).map { (i: Int) -> Int64? in 1000 + Int64(i % 200) }
         #expect(sameFindingsTwice({ meter() }, meterValues, context: { _ in SiteContext() }))
@@ -131,7 +130,7 @@ struct CountDropDetectorTests {
     @Test func stateIsSmallAndFixed() {
         var d = tags()
         let before = d.stateBytes
-        _ = bench.run(&d, counts([(450, 100), (412, 200)]))
+        _ = bench.run(&d, Bench.steps([(450, 100), (412, 200)]))
         #expect(d.stateBytes == before)
         #expect(before == 1216, "as documented")
         #expect(before - windowBuffers(8, 8) <= 512, "the detector's own state; the shared window's buffers are the rest")

@@ -84,14 +84,7 @@ struct ThresholdDetectorTests {
 
     @Test func theScoreRisesWhileOutsideAndIsOneDuringTheEvent() {
         var d = detector()
-        _ = d.feed(bench.sample(0, 0), .night)
-        #expect(d.score == 0)
-        _ = d.feed(bench.sample(1, 120), .night)
-        let early = d.score
-        _ = d.feed(bench.sample(6, 120), .night)
-        #expect(early >= 0.5 && d.score > early && d.score < 1)
-        _ = d.feed(bench.sample(11, 120), .night)
-        #expect(d.score == 1)
+        #expect(scoreRisesToOne(&d, normal: 0, abnormal: 120, minMs: 10_000, .night))
     }
 
     @Test func theSameSamplesGiveTheSameFindings() {
