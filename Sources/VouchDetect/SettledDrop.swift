@@ -70,6 +70,9 @@ struct SettledDrop: Sendable {
                 lowest = value
                 isRelease = context.releaseOpen
                 window.begin(at: sample)
+                // The weight after the drop settles from the drop on, even if the noise allowance
+                // would have let the drop extend the run before it.
+                restartRun(value, sample.monoMs)
                 return confirmIfHeld(sample)
             }
             if settled {
@@ -102,7 +105,7 @@ struct SettledDrop: Sendable {
             return confirmIfHeld(sample)
         case .drop:
             lowest = min(lowest, value)
-            guard settled, runStartMs >= start.monoMs else { return nil }
+            guard settled else { return nil }
             phase = .watching
             window.finish()
             let corrected = middle >= dropLimit
@@ -128,11 +131,16 @@ struct SettledDrop: Sendable {
             runMin = lo
             runMax = hi
         } else {
-            hasRun = true
-            runStartMs = monoMs
-            runMin = value
-            runMax = value
+            restartRun(value, monoMs)
         }
+    }
+
+    @inline(__always)
+    private mutating func restartRun(_ value: Int64, _ monoMs: Int64) {
+        hasRun = true
+        runStartMs = monoMs
+        runMin = value
+        runMax = value
     }
 
     private mutating func setBaseline(_ weight: Int64) {

@@ -18,7 +18,8 @@
 /// - `candidate(start)`: below the tolerance since `start`. Any readable sample back within
 ///   tolerance drops it (a forklift bumping the scale); held for `settleMs` → `drop`, `.start`:
 ///   `.alarm` if no release window was open at `start`, else `.record` (a release).
-/// - `drop(start)`: ends when the weight settles again (a run begun after `start` lasts `settleMs`).
+/// - `drop(start)`: ends when the weight settles again (a run begun at or after `start` lasts
+///   `settleMs`; the run is restarted at `start`, so pre-drop samples never count).
 ///   A theft does not "end" — the stock stays gone — so the event ends when its loss is known: the
 ///   `.end` carries the settled weight and the loss, and the settled weight becomes the baseline and
 ///   the reference (the loss is on record once, not again as pilferage). If it settles back within
@@ -35,7 +36,8 @@
 /// - A failed poll neither extends nor breaks a run, neither confirms, drops nor ends: a reading
 ///   after it confirms if the drop still holds and `settleMs` has passed since its start.
 /// - The calendar's shifts and business hours do not matter: only `releaseOpen` does.
-/// - Tolerances should exceed 2·`noise`, or noise alone can cross them.
+/// - Tolerances should exceed 2·`noise` (a sample may be `noise` off a middle that is itself up to
+///   `noise` off), or noise alone can cross them.
 ///
 /// State: 1112 bytes with the default 8/8 window: 344 of the detector itself and 768 of the
 /// shared ``EvidenceWindow``'s buffers (24 samples of 32 bytes: the ring, its frozen copy, the after

@@ -122,6 +122,27 @@ struct WeightDropDetectorTests {
         #expect(near(d.reference, 11_200))
     }
 
+    @Test func aReleaseWindowClosingRebasesThePilferageReference() {
+        // 60.0 kg of small losses, then a short release window while the load is being moved (it
+        // never settles inside), then 60.0 kg more: 120.0 kg in all, 60.0 kg since the window closed.
+        let moving: [Int64?] = (0..<10).map { $0 % 2 == 0 ? 11_200 : 11_000 }
+        let before = profile([(11_800, 120), (11_500, 120), (11_200, 120)]) + moving
+        let after = profile([(11_200, 120), (10_900, 120), (10_600, 120)], seed: 9)
+        var d = detector()
+        #expect(bench.run(&d, before + after, context: { $0 >= 360 && $0 < 370 ? .releasing : SiteContext() }).isEmpty)
+        var e = detector()
+        #expect(bench.run(&e, before + after).count == 2, "without the window it is pilferage")
+    }
+
+    @Test func aDropWithinTheNoiseAllowanceStillSettlesFromTheDropOn() throws {
+        // Misconfigured: ±30.0 kg of noise allowance but a 50.0 kg tolerance. A 60.0 kg drop would
+        // extend the pre-drop run; the loss must still be measured from the samples after it.
+        var d = detector(WeightDropDetector.Parameters(toleranceAbs: 500, noise: 300, settleMs: 30_000))
+        let findings = bench.run(&d, Bench.steps([(11_800, 100), (11_200, 80)]))
+        try #require(findings.count == 2)
+        #expect(findings[1].0 == 131 && findings[1].1.baseline["after"] == 11_200 && findings[1].1.baseline["loss"] == 600)
+    }
+
     @Test func failedPollsNeitherConfirmNorEndADrop() throws {
         var d = detector()
         // The drop begins at 100; the scale is unreadable 101–140; readable again at 141.
