@@ -125,7 +125,7 @@ struct WeightDropDetectorTests {
     @Test func aReleaseWindowClosingRebasesThePilferageReference() {
         // 60.0 kg of small losses, then a short release window while the load is being moved (it
         // never settles inside), then 60.0 kg more: 120.0 kg in all, 60.0 kg since the window closed.
-        let moving: [Int64?] = (0..<10).map { $0 % 2 == 0 ? 11_200 : 11_000 }
+        let moving: [Int64?] = (0..<10).map { $0 % 2 == 0 ? 11_000 : 11_200 }
         let before = profile([(11_800, 120), (11_500, 120), (11_200, 120)]) + moving
         let after = profile([(11_200, 120), (10_900, 120), (10_600, 120)], seed: 9)
         var d = detector()
