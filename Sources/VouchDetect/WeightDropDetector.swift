@@ -12,9 +12,9 @@
 /// - `watching`: while the current run is settled, the baseline follows it, so restocking (an
 ///   increase) and small drops become the new baseline without an event. The reference rises with
 ///   the baseline when it settles more than `noise` above it (restocking raises what is pledged),
-///   follows it while a release window is open, and is reset to it when a release window closes. A baseline settling more than the cumulative
-///   tolerance below the reference → `pilferage`. A sample more than the tolerance below the
-///   baseline → `candidate`.
+///   follows it while a release window is open, and is reset to it when a release window closes.
+///   A baseline settling more than the cumulative tolerance below the reference → `pilferage`. A
+///   sample more than the tolerance below the baseline → `candidate`.
 /// - `candidate(start)`: below the tolerance since `start`. Any readable sample back within
 ///   tolerance drops it (a forklift bumping the scale); held for `settleMs` → `drop`, `.start`:
 ///   `.alarm` if no release window was open at `start`, else `.record` (a release).
@@ -24,7 +24,8 @@
 ///   `.end` carries the settled weight and the loss, and the settled weight becomes the baseline and
 ///   the reference (the loss is on record once, not again as pilferage). If it settles back within
 ///   tolerance of the baseline, the drop was corrected (a weighing glitch, stock put back) and the
-///   baseline stays.
+///   baseline stays. A drop that lands at once and holds still has settled by the time it is
+///   confirmed, so its `.end` follows the `.start` at the next readable sample.
 /// - `pilferage(start)`: found when a run settles, so there is nothing left to wait for: the
 ///   reference moves to the settled weight and the `.end` follows at the next readable sample.
 ///
