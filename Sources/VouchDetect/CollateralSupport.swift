@@ -71,13 +71,6 @@ enum DetectorMath {
 
 /// Text pieces for explanations (only called when a finding is made).
 enum DetectorText {
-    /// "45.0 s", "12.5 min", "3.2 h".
-    static func duration(_ ms: Int64) -> String {
-        if ms < 120_000 { return DetectorFormat.scaled(ms / 100, -1) + " s" }
-        if ms < 7_200_000 { return DetectorFormat.scaled(ms / 6_000, -1) + " min" }
-        return DetectorFormat.scaled(ms / 360_000, -1) + " h"
-    }
-
     /// Per mille as "31.0 %".
     static func percent(_ perMille: Int64) -> String { DetectorFormat.scaled(perMille, -1) + " %" }
 

@@ -17,9 +17,8 @@
 /// - `activeMinMs` = 0: the first active sample is the event (an enclosure switch).
 /// - A failed poll is neither active nor inactive: it neither confirms, drops nor ends.
 ///
-/// State: 976 bytes with the default 8/8 window: 208 of the detector itself and 768 of the
-/// shared ``EvidenceWindow``'s buffers (24 samples of 32 bytes: the ring, its frozen copy, the after
-/// samples). The 512 B per channel holds for the detector's own state, not with an 8/8 window.
+/// State: 490 bytes on a 64-bit target with the default 6/6 window (``stateBytes``): 202 of
+/// the detector itself, 288 of the window's ring (24 bytes a sample), inside the 512 B per channel.
 public struct ContactDetector: Detector {
     public static let kind = "contact"
     public static let version: Int64 = 1
@@ -45,21 +44,21 @@ public struct ContactDetector: Detector {
     public let parameters: Parameters
     private var condition: HeldCondition
 
-    public init(rule: RuleIdentity, parameters: Parameters, windowBefore: Int = 8, windowAfter: Int = 8) {
+    public init(rule: RuleIdentity, parameters: Parameters, windowBefore: Int = 6, windowAfter: Int = 6) {
         self.rule = rule
         self.parameters = parameters
-        condition = HeldCondition(minDurationMs: parameters.activeMinMs, windowBefore: windowBefore, windowAfter: windowAfter)
+        condition = HeldCondition(windowBefore: windowBefore, windowAfter: windowAfter)
     }
 
     public var score: Double { condition.score }
 
     public var stateBytes: Int {
-        MemoryLayout<Self>.size - MemoryLayout<EvidenceWindow>.size + condition.window.stateBytes
+        healthStateBytes(window: condition.window)
     }
 
     public mutating func feed(_ sample: DetectorSample, _ context: SiteContext) -> Finding? {
         let active = sample.value.map { $0 != 0 } ?? false
-        let transition = condition.feed(sample, readable: sample.value != nil, holds: active, over: !active, watched: parameters.when.holds(context))
+        let transition = condition.feed(sample, minMs: parameters.activeMinMs, readable: sample.value != nil, holds: active, over: !active, watched: parameters.when.holds(context))
         switch transition {
         case nil:
             return nil
@@ -68,11 +67,11 @@ public struct ContactDetector: Detector {
                 ? "the contact is watched at all times (tamper or enclosure)"
                 : "nobody is expected on site"
             let text = parameters.activeMinMs > 0
-                ? "\(rule.channel) active for \(DetectorText.duration(elapsed))\(parameters.when.phrase) (rule: \(DetectorText.duration(parameters.activeMinMs))): \(watched)"
+                ? "\(rule.channel) active for \(HealthText.duration(elapsed))\(parameters.when.phrase) (rule: \(HealthText.duration(parameters.activeMinMs))): \(watched)"
                 : "\(rule.channel) went active\(parameters.when.phrase): \(watched)"
             return finding(.start, at: sample, end: nil, text)
         case .ended:
-            let held = DetectorText.duration(DetectorMath.minus(sample.monoMs, condition.start.monoMs))
+            let held = HealthText.duration(DetectorMath.minus(sample.monoMs, condition.start.monoMs))
             return finding(.end, at: sample, end: sample, "\(rule.channel) inactive again after \(held)")
         }
     }

@@ -25,9 +25,8 @@
 /// the first sample at least `settleMs` later; a decrease by the sample that decreased. A failed poll
 /// neither counts nor breaks anything: the next readable value is compared with the last readable one.
 ///
-/// State: 1216 bytes with the default 8/8 window: 448 of the detector itself and 768 of the
-/// shared ``EvidenceWindow``'s buffers (24 samples of 32 bytes: the ring, its frozen copy, the after
-/// samples). The 512 B per channel holds for the detector's own state, not with an 8/8 window.
+/// State: 498 bytes on a 64-bit target with the default 3/3 window (``stateBytes``): 354 of
+/// the detector itself, 144 of the window's ring (24 bytes a sample), inside the 512 B per channel.
 public struct CountDropDetector: Detector {
     public static let kind = "count_drop"
     public static let version: Int64 = 1
@@ -56,17 +55,14 @@ public struct CountDropDetector: Detector {
     public let rule: RuleIdentity
     public let parameters: Parameters
     private var core: SettledDrop
-    // Monotonic counters only.
+    // Monotonic counters only (the tampering event's start, level before and lowest are kept in
+    // the core, which they do not otherwise use).
     private var last: Int64 = 0
+    private var lastDecreaseMs: Int64 = 0
     private var hasLast = false
     private var tampered = false
-    private var lastDecreaseMs: Int64 = 0
-    private var tamperFrom: Int64 = 0
-    private var tamperLowest: Int64 = 0
-    private var tamperStart = DetectorSample(monoMs: 0, wallMs: 0, value: nil)
-    private var tamperScore: Double = 0
 
-    public init(rule: RuleIdentity, parameters: Parameters, windowBefore: Int = 8, windowAfter: Int = 8) {
+    public init(rule: RuleIdentity, parameters: Parameters, windowBefore: Int = 3, windowAfter: Int = 3) {
         self.rule = rule
         self.parameters = parameters
         // "At least dropAbs below" is "more than dropAbs − 1 below"; counts have no noise.
@@ -75,13 +71,13 @@ public struct CountDropDetector: Detector {
         core = SettledDrop(parameters: settling, windowBefore: windowBefore, windowAfter: windowAfter)
     }
 
-    public var score: Double { parameters.backwardsIsTamper ? tamperScore : core.score }
+    public var score: Double { parameters.backwardsIsTamper ? (tampered ? 1 : 0) : core.score }
 
     /// The settled count drops are measured from (item counts; 0 before the first settle).
     public var settledCount: Int64 { core.baseline }
 
     public var stateBytes: Int {
-        MemoryLayout<Self>.size - MemoryLayout<EvidenceWindow>.size + core.window.stateBytes
+        healthStateBytes(window: core.window)
     }
 
     public mutating func feed(_ sample: DetectorSample, _ context: SiteContext) -> Finding? {
@@ -95,7 +91,7 @@ public struct CountDropDetector: Detector {
             let loss = DetectorMath.minus(from, value)
             let text = core.isRelease
                 ? "released \(rule.format(loss)) inside the release window (count \(rule.format(value)), settled \(rule.format(from)))"
-                : "count \(rule.format(value)), \(rule.format(loss)) below the settled \(rule.format(from)) for \(DetectorText.duration(elapsed))\(parameters.when.phrase), outside any release window: items left"
+                : "count \(rule.format(value)), \(rule.format(loss)) below the settled \(rule.format(from)) for \(HealthText.duration(elapsed))\(parameters.when.phrase), outside any release window: items left"
             return finding(.start, severity, core.start, sample, ["settled": from], text)
         case .settled(let count, let corrected):
             let loss = DetectorMath.minus(from, count)
@@ -126,17 +122,16 @@ public struct CountDropDetector: Detector {
             core.window.observe(sample)
             if decreased {
                 lastDecreaseMs = sample.monoMs
-                tamperLowest = min(tamperLowest, value)
+                core.lowest = min(core.lowest, value)
                 return nil
             }
             guard DetectorMath.minus(sample.monoMs, lastDecreaseMs) >= parameters.settleMs else { return nil }
             tampered = false
             core.window.finish()
-            tamperScore = 0
-            let back = DetectorMath.minus(tamperFrom, tamperLowest)
+            let back = DetectorMath.minus(core.eventFrom, core.lowest)
             return finding(
-                .end, .alarm, tamperStart, sample, ["before": tamperFrom, "lowest": tamperLowest],
-                "counter counting forward again for \(DetectorText.duration(parameters.settleMs)) at \(rule.format(value)); it went back by \(rule.format(back)) from \(rule.format(tamperFrom))")
+                .end, .alarm, core.start, sample, ["before": core.eventFrom, "lowest": core.lowest],
+                "counter counting forward again for \(HealthText.duration(parameters.settleMs)) at \(rule.format(value)); it went back by \(rule.format(back)) from \(rule.format(core.eventFrom))")
         }
         guard decreased else {
             core.window.observe(sample)
@@ -145,11 +140,10 @@ public struct CountDropDetector: Detector {
         core.window.begin(at: sample)
         core.window.observe(sample)
         tampered = true
-        tamperScore = 1
-        tamperStart = sample
+        core.startSample = EvidenceWindow.Packed(sample)
         lastDecreaseMs = sample.monoMs
-        tamperFrom = last
-        tamperLowest = value
+        core.eventFrom = last
+        core.lowest = value
         return finding(
             .start, .alarm, sample, sample, ["before": last],
             "counter went backwards from \(rule.format(last)) to \(rule.format(value)): tampering or a replaced meter")
@@ -160,7 +154,7 @@ public struct CountDropDetector: Detector {
             phase: phase, rule: rule, severity: severity, start: start, end: phase == .end ? at : nil, at: at,
             params: [
                 "dropAbs": .int(parameters.dropAbs), "settleMs": .int(parameters.settleMs),
-                "when": .text(parameters.when.rawValue), "backwardsIsTamper": .text(parameters.backwardsIsTamper ? "true" : "false"),
+                "when": .text(parameters.when.rawValue), "backwardsIsTamper": HealthText.flag(parameters.backwardsIsTamper),
             ],
             baseline: baseline, window: core.window.samples, explanation: text)
     }

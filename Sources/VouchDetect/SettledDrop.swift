@@ -15,8 +15,13 @@ struct SettledDrop: Sendable {
         case pilferageRecorded
     }
 
-    let parameters: WeightDropDetector.Parameters
-    private(set) var phase: Phase = .unsettled
+    // The parameters, Optionals as `none` (saves their padding: this is per-channel state).
+    private let toleranceAbs: Int64
+    private let tolerancePerMille: Int64
+    private let cumulativeAbs: Int64
+    private let cumulativePerMille: Int64
+    private let noise: Int64
+    private let settleMs: Int64
     /// The settled weight drops are measured from.
     private(set) var baseline: Int64 = 0
     /// What pilferage is measured from.
@@ -28,22 +33,43 @@ struct SettledDrop: Sendable {
     private var runStartMs: Int64 = 0
     private var runMin: Int64 = 0
     private var runMax: Int64 = 0
-    private var hasRun = false
-    private(set) var start = DetectorSample(monoMs: 0, wallMs: 0, value: nil)
+    // The open event: settable because a monotonic CountDropDetector, which never steps this
+    // machine, keeps its tampering event here rather than in fields of its own (per-channel bytes).
     /// The baseline (drop) or reference (pilferage) the open event is measured from.
-    private(set) var eventFrom: Int64 = 0
+    var eventFrom: Int64 = 0
     /// The lowest readable value since the drop began.
-    private(set) var lowest: Int64 = 0
+    var lowest: Int64 = 0
+    private(set) var score: Double = 0
+    var startSample = EvidenceWindow.Packed(DetectorSample(monoMs: 0, wallMs: 0, value: nil))
+    var window: EvidenceWindow
+    private(set) var phase: Phase = .unsettled
+    private var hasRun = false
     /// A release window was open when the drop began.
     private(set) var isRelease = false
     private var wasReleaseOpen = false
-    var window: EvidenceWindow
-    private(set) var score: Double = 0
 
-    init(parameters: WeightDropDetector.Parameters, windowBefore: Int, windowAfter: Int) {
-        self.parameters = parameters
+    private static let none = Int64.min
+
+    init(parameters p: WeightDropDetector.Parameters, windowBefore: Int, windowAfter: Int) {
+        toleranceAbs = p.toleranceAbs ?? Self.none
+        tolerancePerMille = p.tolerancePerMille ?? Self.none
+        cumulativeAbs = p.cumulativeAbs ?? Self.none
+        cumulativePerMille = p.cumulativePerMille ?? Self.none
+        noise = p.noise
+        settleMs = p.settleMs
         window = EvidenceWindow(before: windowBefore, after: windowAfter)
     }
+
+    var parameters: WeightDropDetector.Parameters {
+        WeightDropDetector.Parameters(
+            toleranceAbs: Self.given(toleranceAbs), tolerancePerMille: Self.given(tolerancePerMille), noise: noise, settleMs: settleMs,
+            cumulativeAbs: Self.given(cumulativeAbs), cumulativePerMille: Self.given(cumulativePerMille))
+    }
+
+    /// The first sample of the open event.
+    var start: DetectorSample { startSample.sample }
+
+    private static func given(_ v: Int64) -> Int64? { v == none ? nil : v }
 
     /// `watched`: whether a drop may begin (or go on unconfirmed) now; a confirmed drop runs on.
     mutating func step(_ sample: DetectorSample, _ context: SiteContext, watched: Bool = true) -> Step? {
@@ -53,7 +79,7 @@ struct SettledDrop: Sendable {
         wasReleaseOpen = context.releaseOpen
         guard let value = sample.value else { return nil }
         extendRun(value, sample.monoMs)
-        let settled = DetectorMath.minus(sample.monoMs, runStartMs) >= parameters.settleMs
+        let settled = DetectorMath.minus(sample.monoMs, runStartMs) >= settleMs
         let middle = runMin + DetectorMath.minus(runMax, runMin) / 2
         switch phase {
         case .unsettled:
@@ -65,7 +91,7 @@ struct SettledDrop: Sendable {
         case .watching:
             if value < dropLimit, watched {
                 phase = .candidate
-                start = sample
+                startSample = EvidenceWindow.Packed(sample)
                 eventFrom = baseline
                 lowest = value
                 isRelease = context.releaseOpen
@@ -78,11 +104,11 @@ struct SettledDrop: Sendable {
             if settled {
                 if middle != baseline { setBaseline(middle) }
                 // A rise within the noise is not a restock: it would ratchet the reference upward.
-                if context.releaseOpen || middle > DetectorMath.plus(reference, parameters.noise) {
+                if context.releaseOpen || middle > DetectorMath.plus(reference, noise) {
                     setReference(middle)
                 } else if middle < pilferLimit {
                     phase = .pilferage
-                    start = sample
+                    startSample = EvidenceWindow.Packed(sample)
                     eventFrom = reference
                     isRelease = false
                     window.begin(at: sample)
@@ -127,7 +153,7 @@ struct SettledDrop: Sendable {
     @inline(__always)
     private mutating func extendRun(_ value: Int64, _ monoMs: Int64) {
         let lo = min(runMin, value), hi = max(runMax, value)
-        if hasRun, DetectorMath.minus(hi, lo) <= DetectorMath.plus(parameters.noise, parameters.noise) {
+        if hasRun, DetectorMath.minus(hi, lo) <= DetectorMath.plus(noise, noise) {
             runMin = lo
             runMax = hi
         } else {
@@ -145,13 +171,13 @@ struct SettledDrop: Sendable {
 
     private mutating func setBaseline(_ weight: Int64) {
         baseline = weight
-        dropLimit = DetectorMath.tolerance(abs: parameters.toleranceAbs, perMille: parameters.tolerancePerMille, of: weight)
+        dropLimit = DetectorMath.tolerance(abs: Self.given(toleranceAbs), perMille: Self.given(tolerancePerMille), of: weight)
             .map { DetectorMath.minus(weight, $0) } ?? .min
     }
 
     private mutating func setReference(_ weight: Int64) {
         reference = weight
-        pilferLimit = DetectorMath.tolerance(abs: parameters.cumulativeAbs, perMille: parameters.cumulativePerMille, of: weight)
+        pilferLimit = DetectorMath.tolerance(abs: Self.given(cumulativeAbs), perMille: Self.given(cumulativePerMille), of: weight)
             .map { DetectorMath.minus(weight, $0) } ?? .min
     }
 
@@ -159,7 +185,7 @@ struct SettledDrop: Sendable {
     /// the settled weight nears the pilferage tolerance.
     @inline(__always)
     private func watchingScore(_ value: Int64) -> Double {
-        let sudden = Self.fraction(DetectorMath.minus(DetectorMath.minus(baseline, value), parameters.noise), of: DetectorMath.minus(baseline, dropLimit))
+        let sudden = Self.fraction(DetectorMath.minus(DetectorMath.minus(baseline, value), noise), of: DetectorMath.minus(baseline, dropLimit))
         let slow = Self.fraction(DetectorMath.minus(reference, baseline), of: DetectorMath.minus(reference, pilferLimit))
         return 0.5 * max(sudden, slow)
     }
@@ -171,9 +197,9 @@ struct SettledDrop: Sendable {
     }
 
     private mutating func confirmIfHeld(_ sample: DetectorSample) -> Step? {
-        let elapsed = DetectorMath.minus(sample.monoMs, start.monoMs)
-        guard elapsed >= parameters.settleMs else {
-            score = developingScore(elapsedMs: elapsed, neededMs: parameters.settleMs)
+        let elapsed = DetectorMath.minus(sample.monoMs, startSample.monoMs)
+        guard elapsed >= settleMs else {
+            score = developingScore(elapsedMs: elapsed, neededMs: settleMs)
             return nil
         }
         phase = .drop

@@ -16,9 +16,8 @@
 ///   `minDurationMs` after it. The finding reports the farthest value outside seen so far.
 /// - A failed poll is neither inside nor outside: it neither confirms, drops nor ends.
 ///
-/// State: 1040 bytes with the default 8/8 window: 272 of the detector itself and 768 of the
-/// shared ``EvidenceWindow``'s buffers (24 samples of 32 bytes: the ring, its frozen copy, the after
-/// samples). The 512 B per channel holds for the detector's own state, not with an 8/8 window.
+/// State: 496 bytes on a 64-bit target with the default 5/5 window (``stateBytes``): 256 of
+/// the detector itself, 240 of the window's ring (24 bytes a sample), inside the 512 B per channel.
 public struct ThresholdDetector: Detector {
     public static let kind = "threshold"
     public static let version: Int64 = 1
@@ -52,23 +51,22 @@ public struct ThresholdDetector: Detector {
     private var condition: HeldCondition
     /// The value farthest outside since the condition's start.
     private var extreme: Int64 = 0
-    /// Limits as plain integers (a nil limit is the far end of Int64), so feed compares without unwrapping.
-    private let upper: Int64
-    private let lower: Int64
 
-    public init(rule: RuleIdentity, parameters: Parameters, windowBefore: Int = 8, windowAfter: Int = 8) {
+    public init(rule: RuleIdentity, parameters: Parameters, windowBefore: Int = 5, windowAfter: Int = 5) {
         self.rule = rule
         self.parameters = parameters
-        upper = parameters.above ?? .max
-        lower = parameters.below ?? .min
-        condition = HeldCondition(minDurationMs: parameters.minDurationMs, windowBefore: windowBefore, windowAfter: windowAfter)
+        condition = HeldCondition(windowBefore: windowBefore, windowAfter: windowAfter)
     }
 
     public var score: Double { condition.score }
 
     public var stateBytes: Int {
-        MemoryLayout<Self>.size - MemoryLayout<EvidenceWindow>.size + condition.window.stateBytes
+        healthStateBytes(window: condition.window)
     }
+
+    /// The limits as plain integers: a nil limit is the far end of Int64.
+    private var upper: Int64 { parameters.above ?? .max }
+    private var lower: Int64 { parameters.below ?? .min }
 
     public mutating func feed(_ sample: DetectorSample, _ context: SiteContext) -> Finding? {
         let value = sample.value ?? 0
@@ -77,16 +75,16 @@ public struct ThresholdDetector: Detector {
         }
         let outside = value > upper || value < lower
         let backInside = value <= DetectorMath.minus(upper, parameters.hysteresis) && value >= DetectorMath.plus(lower, parameters.hysteresis)
-        let transition = condition.feed(sample, readable: sample.value != nil, holds: outside, over: backInside, watched: parameters.when.holds(context))
+        let transition = condition.feed(sample, minMs: parameters.minDurationMs, readable: sample.value != nil, holds: outside, over: backInside, watched: parameters.when.holds(context))
         switch transition {
         case nil:
             return nil
         case .started(let elapsed):
             let side = extreme > upper ? "above the limit \(rule.format(upper))" : "below the limit \(rule.format(lower))"
-            let text = "\(rule.channel) at \(rule.format(value)) (farthest \(rule.format(extreme))), \(side) for \(DetectorText.duration(elapsed))\(parameters.when.phrase)"
+            let text = "\(rule.channel) at \(rule.format(value)) (farthest \(rule.format(extreme))), \(side) for \(HealthText.duration(elapsed))\(parameters.when.phrase)"
             return finding(.start, at: sample, end: nil, text)
         case .ended:
-            let lasted = DetectorText.duration(DetectorMath.minus(sample.monoMs, condition.start.monoMs))
+            let lasted = HealthText.duration(DetectorMath.minus(sample.monoMs, condition.start.monoMs))
             return finding(.end, at: sample, end: sample, "\(rule.channel) back inside at \(rule.format(value)) after \(lasted) (farthest: \(rule.format(extreme)))")
         }
     }

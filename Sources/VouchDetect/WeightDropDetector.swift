@@ -40,9 +40,8 @@
 /// - Tolerances should exceed 2·`noise` (a sample may be `noise` off a middle that is itself up to
 ///   `noise` off), or noise alone can cross them.
 ///
-/// State: 1112 bytes with the default 8/8 window: 344 of the detector itself and 768 of the
-/// shared ``EvidenceWindow``'s buffers (24 samples of 32 bytes: the ring, its frozen copy, the after
-/// samples). The 512 B per channel holds for the detector's own state, not with an 8/8 window.
+/// State: 501 bytes on a 64-bit target with the default 4/4 window (``stateBytes``): 309 of
+/// the detector itself, 192 of the window's ring (24 bytes a sample), inside the 512 B per channel.
 public struct WeightDropDetector: Detector {
     public static let kind = "weight_drop"
     public static let version: Int64 = 1
@@ -74,7 +73,7 @@ public struct WeightDropDetector: Detector {
     public let rule: RuleIdentity
     private var core: SettledDrop
 
-    public init(rule: RuleIdentity, parameters: Parameters, windowBefore: Int = 8, windowAfter: Int = 8) {
+    public init(rule: RuleIdentity, parameters: Parameters, windowBefore: Int = 4, windowAfter: Int = 4) {
         self.rule = rule
         core = SettledDrop(parameters: parameters, windowBefore: windowBefore, windowAfter: windowAfter)
     }
@@ -87,7 +86,7 @@ public struct WeightDropDetector: Detector {
     public var reference: Int64 { core.reference }
 
     public var stateBytes: Int {
-        MemoryLayout<Self>.size - MemoryLayout<EvidenceWindow>.size + core.window.stateBytes
+        healthStateBytes(window: core.window)
     }
 
     public mutating func feed(_ sample: DetectorSample, _ context: SiteContext) -> Finding? {
@@ -105,7 +104,7 @@ public struct WeightDropDetector: Detector {
             let share = DetectorText.percent(DetectorMath.share(loss, of: from))
             return finding(
                 .start, severity, sample, evidence,
-                "weight \(rule.format(value)), \(share) below the settled \(rule.format(from)) for \(DetectorText.duration(elapsed)), outside any release window: stock left the scale")
+                "weight \(rule.format(value)), \(share) below the settled \(rule.format(from)) for \(HealthText.duration(elapsed)), outside any release window: stock left the scale")
         case .settled(let weight, let corrected):
             let loss = DetectorMath.minus(from, weight)
             let evidence = ["settled": from, "after": weight, "loss": loss, "lowest": core.lowest]

@@ -1,6 +1,9 @@
+import Testing
 @testable import VouchDetect
 
-/// Deterministic sensor noise (a 64-bit LCG): the same seed gives the same jitter on every run.
+/// Deterministic sensor noise of a fixed amplitude (a 64-bit LCG): the same seed gives the same
+/// jitter on every run. (``HealthFixture/Jitter`` is relative to the value; a load cell's or a tilt
+/// sensor's noise is not.)
 struct Jitter {
     var state: UInt64
 
@@ -14,21 +17,14 @@ struct Jitter {
     }
 }
 
-/// Feeds detectors one sample per `intervalMs` (sample i at mono 1,000,000 + i·interval) and collects
-/// the findings with the index they appeared at.
+/// One sample a second, on ``HealthFixture``'s clocks; findings with the index they appeared at.
 struct Bench {
-    var intervalMs: Int64 = 1000
+    let intervalMs: Int64 = 1000
 
-    func sample(_ i: Int, _ value: Int64?) -> DetectorSample {
-        DetectorSample(monoMs: 1_000_000 + Int64(i) * intervalMs, wallMs: 1_770_000_000_000 + Int64(i) * intervalMs, value: value)
-    }
+    func sample(_ i: Int, _ value: Int64?) -> DetectorSample { HealthFixture.sample(i, value, intervalMs: intervalMs) }
 
     func run<D: Detector>(_ detector: inout D, _ values: [Int64?], context: (Int) -> SiteContext = { _ in SiteContext() }) -> [(Int, Finding)] {
-        var findings: [(Int, Finding)] = []
-        for (i, v) in values.enumerated() {
-            if let f = detector.feed(sample(i, v), context(i)) { findings.append((i, f)) }
-        }
-        return findings
+        HealthFixture.run(&detector, values, intervalMs: intervalMs, context: context).map { ($0.index, $0.finding) }
     }
 
     /// Segments of (value, samples) without noise.
@@ -49,16 +45,6 @@ extension SiteContext {
 func collateralRule(_ kind: String, channel: String, unit: String, exponent: Int64) -> RuleIdentity {
     RuleIdentity(id: "\(kind)-test", version: 1, kind: kind, channel: channel, unit: unit, scaleExponent: exponent)
 }
-
-/// Two runs of the same sequence on fresh detectors give identical findings.
-func sameFindingsTwice<D: Detector>(_ make: () -> D, _ values: [Int64?], context: (Int) -> SiteContext) -> Bool {
-    var a = make(), b = make()
-    let fa = Bench().run(&a, values, context: context), fb = Bench().run(&b, values, context: context)
-    return !fa.isEmpty && fa.map(\.0) == fb.map(\.0) && fa.map(\.1) == fb.map(\.1)
-}
-
-/// Bytes of an ``EvidenceWindow``'s sample buffers (the ring, its frozen copy, the after samples).
-func windowBuffers(_ before: Int, _ after: Int) -> Int { (2 * before + after) * MemoryLayout<DetectorSample>.stride }
 
 /// Feeds `normal` at sample 0, then `abnormal` held to `minMs`: the score is 0 when normal, at least
 /// 0.5 when the condition begins, rises while it develops, and is 1 once the event is confirmed.
