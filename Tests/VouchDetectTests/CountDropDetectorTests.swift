@@ -92,7 +92,8 @@ struct CountDropDetectorTests {
         #expect(at == 300 && start.severity == .alarm && start.start == bench.sample(300, 98_830))
         #expect(start.explanation == "counter went backwards from 10002.9 kWh to 9883.0 kWh: tampering or a replaced meter")
         #expect(start.baseline == ["before": 100_029])
-        #expect(findings[1].0 == 360 && findings[1].1.phase == .end && findings[1].1.baseline == ["before": 100_029, "lowest": 98_830])
+        #expect(findings[1].0 == 360 && findings[1].1.phase == .end && findings[1].1.start == start.start && findings[1].1.baseline == ["before": 100_029, "lowest": 98_830])
+        #expect(start.window.count == 4 && start.window[3] == start.start, "3 samples before the decrease, then it (found at once)")
         #expect(findings[1].1.explanation.contains("went back by 119.9 kWh from 10002.9 kWh"), "\(findings[1].1.explanation)")
     }
 
