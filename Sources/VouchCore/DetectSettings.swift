@@ -153,7 +153,7 @@ public enum DetectSchema {
             [
                 .number("tolerance", "a drop larger than this below the settled weight is an event"),
                 .percent("tolerance_percent", "or larger than this share of the settled weight"),
-                .number("noise", default: 0, "readings within ± this of each other are stable"),
+                .number("noise", default: 0, "the load cell's jitter: readings within ± this of a weight are that weight (the noise, not forklift bumps)"),
                 .duration("settle", default: .seconds(60), "stable this long to settle; a drop must hold this long"),
                 .number("cumulative", "slow pilferage: the settled weight this far below the reference (set at the last release) is an event"),
                 .percent("cumulative_percent", "or this share below the reference"),
@@ -176,6 +176,7 @@ public enum DetectSchema {
                 .number("drop", required: true, "a drop of at least this many below the settled count"),
                 .duration("settle", default: .seconds(60), "stable this long to settle; a drop must hold this long"),
                 .flag("backwards_is_tamper", default: false, "a counter that must never go down: any decrease is tampering"),
+                .choice("when", when, default: DetectWhen.always.rawValue, "when a drop may start an event (a decrease of a tamper counter always does)"),
             ]
         case .flatline:
             [

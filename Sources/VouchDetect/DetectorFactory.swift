@@ -70,8 +70,39 @@ public enum DetectorFactory {
                 minDurationMs: ms("min_duration"), learnSamples: ms("learn") / periodMs, minSpread: number("min_spread"), severity: severity)
             let id = identity(rule, kind: BaselineDetector.kind, version: BaselineDetector.version, channel: channel)
             return window(rule) { BaselineDetector(rule: id, parameters: p, windowBefore: $0, windowAfter: $1) } ?? BaselineDetector(rule: id, parameters: p)
-        case .weightDrop, .contact, .threshold, .countDrop:
-            throw Unavailable(description: "rule \(rule.id): kind \(rule.kind.rawValue) is not built into this vouch yet")
+        case .weightDrop:
+            // Percentages are given to 0.1 %: per mille, rounded.
+            func perMille(_ key: String) -> Int64? { rule.numbers[key].map { Int64(($0 * 10).rounded(.toNearestOrAwayFromZero)) } }
+            func optional(_ key: String) -> Int64? { rule.numbers[key].map { scaled($0, exponent: e) } }
+            let p = WeightDropDetector.Parameters(
+                toleranceAbs: optional("tolerance"), tolerancePerMille: perMille("tolerance_percent"), noise: number("noise"), settleMs: ms("settle"),
+                cumulativeAbs: optional("cumulative"), cumulativePerMille: perMille("cumulative_percent"))
+            let id = identity(rule, kind: WeightDropDetector.kind, version: WeightDropDetector.version, channel: channel)
+            return window(rule) { WeightDropDetector(rule: id, parameters: p, windowBefore: $0, windowAfter: $1) } ?? WeightDropDetector(rule: id, parameters: p)
+        case .contact:
+            let p = ContactDetector.Parameters(activeMinMs: ms("active_min"), when: when(rule), severity: severity)
+            let id = identity(rule, kind: ContactDetector.kind, version: ContactDetector.version, channel: channel)
+            return window(rule) { ContactDetector(rule: id, parameters: p, windowBefore: $0, windowAfter: $1) } ?? ContactDetector(rule: id, parameters: p)
+        case .threshold:
+            let p = ThresholdDetector.Parameters(
+                above: rule.numbers["above"].map { scaled($0, exponent: e) }, below: rule.numbers["below"].map { scaled($0, exponent: e) },
+                minDurationMs: ms("min_duration"), hysteresis: number("hysteresis"), when: when(rule), severity: severity)
+            let id = identity(rule, kind: ThresholdDetector.kind, version: ThresholdDetector.version, channel: channel)
+            return window(rule) { ThresholdDetector(rule: id, parameters: p, windowBefore: $0, windowAfter: $1) } ?? ThresholdDetector(rule: id, parameters: p)
+        case .countDrop:
+            let p = CountDropDetector.Parameters(
+                dropAbs: number("drop"), settleMs: ms("settle"), when: when(rule), backwardsIsTamper: rule.flags["backwards_is_tamper"] ?? false)
+            let id = identity(rule, kind: CountDropDetector.kind, version: CountDropDetector.version, channel: channel)
+            return window(rule) { CountDropDetector(rule: id, parameters: p, windowBefore: $0, windowAfter: $1) } ?? CountDropDetector(rule: id, parameters: p)
+        }
+    }
+
+    /// The config's `when` (snake_case) as the detectors' own.
+    static func when(_ rule: DetectRuleSettings) -> DetectorWhen {
+        switch DetectWhen(rawValue: rule.choices["when"] ?? "") {
+        case .outsideBusinessHours: .outsideBusinessHours
+        case .outsideShift: .outsideShift
+        case .always, nil: .always
         }
     }
 

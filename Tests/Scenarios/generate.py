@@ -128,7 +128,7 @@ PRESS_RULES = [
     {"id": "meter-comm", "kind": "comm_loss", "channel": "press.power", "duration": "5m"},
 ]
 SCALE_RULES = [
-    {"id": "stock", "kind": "weight_drop", "channel": "scale.weight", "tolerance_percent": 3, "noise": 150, "settle": "5m", "cumulative": 600},
+    {"id": "stock", "kind": "weight_drop", "channel": "scale.weight", "tolerance_percent": 3, "noise": 50, "settle": "5m", "cumulative": 600},
     {"id": "scale-comm", "kind": "comm_loss", "channel": "scale.weight", "duration": "5m"},
     {"id": "scale-stuck", "kind": "flatline", "channel": "scale.weight", "epsilon": 0, "duration": "30m"},
 ]
