@@ -51,7 +51,7 @@ public enum DetectorFactory {
             let p = RunStateDetector.Parameters(
                 input: RunStateDetector.Input(rawValue: rule.choices["input"] ?? "level") ?? .level, runningAtOrAbove: number("running_at_or_above"),
                 stoppedBelow: number("stopped_below"), minStopMs: ms("min_stop"), minRunMs: ms("min_run"), offlineAfterMs: ms("offline_after"),
-                alarmOnIdle: rule.flags["alarm_on_idle"] ?? false)
+                alarmOnIdle: rule.flags["alarm_on_idle"] ?? false, severity: severity)
             let id = identity(rule, kind: RunStateDetector.kind, version: RunStateDetector.version, channel: channel)
             return window(rule) { RunStateDetector(rule: id, parameters: p, windowBefore: $0, windowAfter: $1) } ?? RunStateDetector(rule: id, parameters: p)
         case .flatline:

@@ -70,11 +70,14 @@ public struct RunStateDetector: Detector {
         public var offlineAfterMs: Int64
         /// Idle in the shift is a stoppage like stopped (alarmed); otherwise idle is a normal state.
         public var alarmOnIdle: Bool
+        /// The severity of a stop during the shift (the rule's `severity`); outside it, always `.record`.
+        public var severity: Severity
 
         public init(
             input: Input = .level, runningAtOrAbove: Int64, stoppedBelow: Int64, minStopMs: Int64, minRunMs: Int64,
-            offlineAfterMs: Int64, alarmOnIdle: Bool = false
+            offlineAfterMs: Int64, alarmOnIdle: Bool = false, severity: Severity = .alarm
         ) {
+            self.severity = severity
             self.input = input
             self.runningAtOrAbove = runningAtOrAbove
             self.stoppedBelow = min(stoppedBelow, runningAtOrAbove)
@@ -93,6 +96,8 @@ public struct RunStateDetector: Detector {
     public private(set) var state: RunState = .offline
     private var phase: Phase = .clear
     private var eventSeverity: Severity = .record
+    /// The open event began during the shift (a recorded one is followed again when the shift starts).
+    private var eventInShift = false
     /// Where the candidate or event began.
     private var start = DetectorSample(monoMs: 0, wallMs: 0, value: nil)
     /// The first sample of the current unbroken run at or above `runningAtOrAbove` (valid when
@@ -155,7 +160,7 @@ public struct RunStateDetector: Detector {
             return offlineEnd ?? confirmIfHeld(sample, level, context)
         case .event:
             if runConfirmed { return endEvent(at: aboveRun, confirmedAt: sample, level: level, reason: .running) }
-            if down, eventSeverity < .alarm, context.inShift, !context.plannedStop {
+            if down, !eventInShift, context.inShift, !context.plannedStop {
                 let ended = endEvent(at: sample, confirmedAt: sample, level: level, reason: .shiftOn)
                 phase = .candidate
                 start = sample
@@ -242,7 +247,8 @@ public struct RunStateDetector: Detector {
         let held = sample.monoMs &- start.monoMs
         guard held >= parameters.minStopMs else { return nil }
         phase = .event
-        eventSeverity = context.inShift && !context.plannedStop ? .alarm : .record
+        eventInShift = context.inShift && !context.plannedStop
+        eventSeverity = eventInShift ? parameters.severity : .record
         let p = parameters
         let idle = level >= p.stoppedBelow
         let what = idle

@@ -45,6 +45,21 @@ struct RunStateDetectorTests {
         #expect(d.state == .running)
     }
 
+    @Test func theRulesSeverityIsTheSeverityOfAStopInTheShift() throws {
+        var p = Self.params
+        p.severity = .warning
+        var d = detector(p)
+        let inShift = F.run(&d, running(10) + off(20) + running(10), intervalMs: Self.interval)
+        #expect(inShift.map(\.finding.severity) == [.warning, .warning])
+        var outside = detector(p)
+        #expect(F.run(&outside, running(10) + off(20), intervalMs: Self.interval, context: { _ in SiteContext(inShift: false) }).map(\.finding.severity) == [.record])
+        // A rule that only records: an in-shift stop is one event, not followed again at every sample.
+        p.severity = .record
+        var recording = detector(p)
+        let out = F.run(&recording, running(10) + off(20) + running(10), intervalMs: Self.interval)
+        #expect(out.map(\.finding.phase) == [.start, .end] && out.allSatisfy { $0.finding.severity == .record })
+    }
+
     @Test func aDipShorterThanMinStopIsNoEvent() {
         var d = detector()
         #expect(F.run(&d, running(10) + Array(off(5).dropLast()) + running(10), intervalMs: Self.interval).isEmpty, "4 min 50 s below a 5 min minimum")
