@@ -326,15 +326,7 @@ public actor EvidencePipeline {
 
     /// 12034 with exponent -1 and unit "W" → "1203.4 W".
     static func format(_ value: Int64, _ exponent: Int64, _ unit: String) -> String {
-        var text: String
-        if exponent >= 0 {
-            text = String(value) + String(repeating: "0", count: Int(exponent))
-        } else {
-            let digits = Int(-exponent)
-            let magnitude = String(value.magnitude)
-            let padded = String(repeating: "0", count: max(0, digits + 1 - magnitude.count)) + magnitude
-            text = (value < 0 ? "-" : "") + padded.dropLast(digits) + "." + padded.suffix(digits)
-        }
+        let text = IntegerScaling.text(value, exponent: exponent)
         return unit.isEmpty ? text : "\(text) \(unit)"
     }
 

@@ -43,4 +43,14 @@ public enum IntegerScaling {
         guard v.isFinite, v > -9.2e18, v < 9.2e18 else { return nil }
         return Int64(v)
     }
+
+    /// value × 10^exponent as exact decimal text, without going through a float: (23012, -2) → "230.12".
+    public static func text(_ value: Int64, exponent: Int64) -> String {
+        if exponent >= 0 { return value == 0 ? "0" : String(value) + String(repeating: "0", count: Int(min(exponent, 18))) }
+        let places = Int(min(-exponent, 40))
+        var digits = String(value.magnitude)
+        if digits.count <= places { digits = String(repeating: "0", count: places - digits.count + 1) + digits }
+        let split = digits.index(digits.endIndex, offsetBy: -places)
+        return (value < 0 ? "-" : "") + digits[..<split] + "." + digits[split...]
+    }
 }

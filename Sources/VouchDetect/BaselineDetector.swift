@@ -1,3 +1,5 @@
+import VouchCore
+
 /// A generic anomaly detector for any numeric channel, where no specific rule fits: it learns what the
 /// channel usually reads at each time of the week and scores every sample by how far it is from that,
 /// in [0, 1]; a score that stays high is an event. On a power channel it flags unusual idleness or
@@ -212,7 +214,7 @@ public struct BaselineDetector: Detector {
         guard held >= parameters.minDurationMs else { return nil }
         phase = .event
         let low = Float(start.value ?? 0) < center
-        let shown = DetectorFormat.scaled(HealthMath.int64(lastScore * 100), -2)
+        let shown = IntegerScaling.text(HealthMath.int64(lastScore * 100), exponent: -2)
         let text = "\(rule.format(start.value ?? 0)) against \(usual()) at this time of the week, score \(shown) "
             + "for \(HealthText.duration(held)): unusually \(low ? "low" : "high")"
         return finding(.start, at: sample, end: nil, explanation: text)

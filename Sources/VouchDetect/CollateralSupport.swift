@@ -1,3 +1,5 @@
+import VouchCore
+
 /// When a collateral rule watches its channel. The calendar decides, through the ``SiteContext`` each
 /// sample comes with: a door matters at night (`outsideBusinessHours`), a tilt sensor on parked
 /// equipment when no shift runs it (`outsideShift`), an enclosure switch at all times (`always`).
@@ -72,7 +74,7 @@ enum DetectorMath {
 /// Text pieces for explanations (only called when a finding is made).
 enum DetectorText {
     /// Per mille as "31.0 %".
-    static func percent(_ perMille: Int64) -> String { DetectorFormat.scaled(perMille, -1) + " %" }
+    static func percent(_ perMille: Int64) -> String { IntegerScaling.text(perMille, exponent: -1) + " %" }
 
     static func optional(_ v: Int64?) -> ParameterValue { v.map { .int($0) } ?? .text("none") }
 }

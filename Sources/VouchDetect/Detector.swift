@@ -79,7 +79,7 @@ public struct RuleIdentity: Sendable, Equatable {
 
     /// `value` in the channel's units, e.g. 1234 at exponent -1 → "123.4 kg".
     public func format(_ value: Int64) -> String {
-        DetectorFormat.scaled(value, scaleExponent) + (unit.isEmpty ? "" : " \(unit)")
+        IntegerScaling.text(value, exponent: scaleExponent) + (unit.isEmpty ? "" : " \(unit)")
     }
 }
 
@@ -136,23 +136,4 @@ public protocol Detector: Sendable {
     var score: Double { get }
     /// Bytes of state kept per channel (the struct and any buffers), as the benchmark reports it.
     var stateBytes: Int { get }
-}
-
-enum DetectorFormat {
-    /// Integer `value` at decimal exponent `exponent` as text, without float rounding.
-    static func scaled(_ value: Int64, _ exponent: Int64) -> String {
-        guard exponent < 0 else {
-            var v = value
-            for _ in 0..<exponent { v = v.multipliedReportingOverflow(by: 10).partialValue }
-            return String(v)
-        }
-        let digits = Int(-exponent)
-        let magnitude = value.magnitude
-        var divisor: UInt64 = 1
-        for _ in 0..<digits { divisor *= 10 }
-        let whole = magnitude / divisor, fraction = magnitude % divisor
-        let fractionText = String(fraction)
-        let padded = String(repeating: "0", count: max(0, digits - fractionText.count)) + fractionText
-        return (value < 0 ? "-" : "") + "\(whole).\(padded)"
-    }
 }

@@ -7,16 +7,9 @@ public enum DetectorFactory {
     }
 
     /// Scales an engineering value like a channel with decimal exponent `exponent` (rounded half away from zero).
+    /// The config's range checks keep parameters far inside Int64, so the clamp is never reached in practice.
     public static func scaled(_ value: Double, exponent: Int64) -> Int64 {
-        scaledExactly(value, exponent: exponent) ?? (value < 0 ? Int64.min : Int64.max)
-    }
-
-    /// As ``scaled(_:exponent:)``; nil when the result does not fit an Int64.
-    public static func scaledExactly(_ value: Double, exponent: Int64) -> Int64? {
-        var factor = 1.0
-        for _ in 0..<abs(exponent) { factor *= 10 }
-        let v = (exponent <= 0 ? value * factor : value / factor).rounded(.toNearestOrAwayFromZero)
-        return abs(v) < 9.2e18 ? Int64(v) : nil
+        IntegerScaling.scaled(value, decimals: Int(-exponent)) ?? (value < 0 ? Int64.min : Int64.max)
     }
 
     static func milliseconds(_ d: Duration?) -> Int64 {

@@ -124,7 +124,7 @@ public struct CSVHistory: Sendable {
         let t = text.trimmingCharacters(in: .whitespaces)
         if t.isEmpty || t.lowercased() == "nan" || t.lowercased() == "null" { return .success(nil) }
         guard let v = Double(t), v.isFinite else { return .failure(ReplayError(line: 0, "\"\(text)\" is not a number")) }
-        guard let scaled = DetectorFactory.scaledExactly(v, exponent: exponent) else {
+        guard let scaled = IntegerScaling.scaled(v, decimals: Int(-exponent)) else {
             return .failure(ReplayError(line: 0, "\(text) is too large for the channel's scale"))
         }
         return .success(scaled)

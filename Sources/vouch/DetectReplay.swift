@@ -164,10 +164,7 @@ struct DetectReplay: ParsableCommand {
 
 /// How the replay writes values and findings.
 enum DetectorFormatting {
-    /// A scaled integer back in engineering units, exactly ("8124" at -1 → "812.4").
-    static func decimal(_ value: Int64, _ exponent: Int64) -> String {
-        RuleIdentity(id: "", version: 0, kind: "", channel: "", unit: "", scaleExponent: exponent).format(value)
-    }
+    static func decimal(_ value: Int64, _ exponent: Int64) -> String { IntegerScaling.text(value, exponent: exponent) }
 
     static let iso = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
 

@@ -276,14 +276,7 @@ enum ModbusCLI {
     }
 
     /// value × 10^exponent as exact decimal text: (23012, -2) → "230.12".
-    static func decimal(_ value: Int64, exponent: Int64) -> String {
-        if exponent >= 0 { return value == 0 ? "0" : String(value) + String(repeating: "0", count: Int(min(exponent, 18))) }
-        let places = Int(min(-exponent, 40))
-        var digits = String(value.magnitude)
-        if digits.count <= places { digits = String(repeating: "0", count: places - digits.count + 1) + digits }
-        let split = digits.index(digits.endIndex, offsetBy: -places)
-        return (value < 0 ? "-" : "") + digits[..<split] + "." + digits[split...]
-    }
+    static func decimal(_ value: Int64, exponent: Int64) -> String { IntegerScaling.text(value, exponent: exponent) }
 
     /// Column-aligned text; the last column is not padded.
     static func table(_ rows: [[String]], indent: String = "") -> [String] {

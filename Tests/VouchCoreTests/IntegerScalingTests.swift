@@ -37,3 +37,14 @@ import VouchCore
         #expect(IntegerScaling.scaled(-1e15, decimals: 3) == -1_000_000_000_000_000_000)
     }
 }
+
+/// The one integer-to-decimal text every display of a scaled value uses (CLI, events, replay).
+@Suite struct IntegerScalingTextTests {
+    @Test(arguments: [
+        (Int64(23012), Int64(-2), "230.12"), (5, -1, "0.5"), (-5, -3, "-0.005"), (-8124, -1, "-812.4"), (0, -2, "0.00"), (12, 0, "12"), (12, 2, "1200"), (0, 3, "0"),
+        (Int64.min, -1, "-922337203685477580.8"),
+    ] as [(Int64, Int64, String)])
+    func exactDecimalText(value: Int64, exponent: Int64, text: String) {
+        #expect(IntegerScaling.text(value, exponent: exponent) == text)
+    }
+}
