@@ -130,7 +130,9 @@ public struct Agent: Sendable {
         do { engine = try DetectorFactory.engine(for: config) } catch {
             throw AgentError(.detect, error.description)
         }
-        let pipeline = EvidencePipeline(config: config, outbox: outbox, clock: clock, logger: logger, engine: engine, onEvent: { uplink.sendSoon() })
+        let releases = try resumeReleases(outbox: outbox, bootID: bootID, now: clock.now(), logger: logger)
+        let pipeline = EvidencePipeline(
+            config: config, outbox: outbox, clock: clock, logger: logger, engine: engine, releases: releases, onEvent: { uplink.sendSoon() })
         var services: [any Service] = [
             uplink, PipelineService(pipeline: pipeline),
             HeartbeatService(pipeline: pipeline, outbox: outbox, intervalMs: heartbeatMs, startedMonoMs: now.monoMs),
@@ -151,12 +153,30 @@ public struct Agent: Sendable {
             }
         }
         // Last to start, first to stop: the CLI's way to the buses the pollers own.
-        services.append(ControlServer(path: ControlSocket.path(dataDir: config.device.dataDir), deviceID: config.device.id, clients: clients, logger: logger))
+        services.append(
+            ControlServer(path: ControlSocket.path(dataDir: config.device.dataDir), deviceID: config.device.id, clients: clients, pipeline: pipeline, logger: logger))
         if config.bank.receiptKey == nil {
             logger.warning("no [bank] receipt_key: the bank's receipts are stored without checking their signature")
         }
         logger.info("agent \(config.device.id) starting: boot \(bootCount), key \(key.kid), binary sha256 \(binaryHash.prefix(16))…, outbox \(outbox.path), bank \(config.bank.url)\(Self.tlsSummary(config.bank))")
         return Agent(config: config, outbox: outbox, bootCount: bootCount, services: services, uplink: uplink, logger: logger)
+    }
+
+    /// The release windows a restart keeps (same kernel boot, time not up), after recording the end of
+    /// those it cannot keep.
+    static func resumeReleases(outbox: Outbox, bootID: String, now: ClockReading, logger: Logger) throws(AgentError) -> ReleaseBook {
+        do {
+            let saved = try outbox.state(ReleaseBook.stateKey)
+            let (book, records) = ReleaseBook.resume(saved: saved, bootID: bootID, now: now)
+            if !records.isEmpty {
+                try outbox.append(records) { _ in (ReleaseBook.stateKey, book.encoded()) }
+                for case .action(let a) in records { logger.notice("RELEASE \(a.explanation)") }
+            }
+            for w in book.open {
+                logger.notice("RELEASE window \(w.id) still open until \(EvidencePipeline.clockTime(w.untilWallMs)) on \(w.scope): \(w.reason)")
+            }
+            return book
+        } catch { throw AgentError(.store, "could not resume the release windows: \(error)") }
     }
 
     /// Builds the uplink's TLS settings as it will (full PEM parse, key against certificate, the system

@@ -25,6 +25,13 @@ public struct ControlRequest: Codable, Sendable, Equatable {
     public var address: Int?
     public var count: Int?
     public var timeoutMs: Int?
+    /// `release.open`: how long, why, on which channels (none: all), by whom.
+    public var durationMs: Int64?
+    public var reason: String?
+    public var channels: [String]?
+    public var by: String?
+    /// `release.close`: which window (none: the only one open).
+    public var release: Int64?
 
     public init(op: String, url: String? = nil, unit: Int? = nil, kind: String? = nil, address: Int? = nil, count: Int? = nil, timeoutMs: Int? = nil) {
         self.op = op
@@ -34,6 +41,23 @@ public struct ControlRequest: Codable, Sendable, Equatable {
         self.address = address
         self.count = count
         self.timeoutMs = timeoutMs
+    }
+
+    public static func releaseOpen(durationMs: Int64, reason: String, channels: [String], by: String?) -> ControlRequest {
+        var r = ControlRequest(op: "release.open")
+        r.durationMs = durationMs
+        r.reason = reason
+        r.channels = channels
+        r.by = by
+        return r
+    }
+
+    public static func releaseClose(id: Int64?, by: String?, note: String?) -> ControlRequest {
+        var r = ControlRequest(op: "release.close")
+        r.release = id
+        r.by = by
+        r.reason = note
+        return r
     }
 }
 
@@ -48,6 +72,8 @@ public struct ControlResponse: Codable, Sendable, Equatable {
     /// A failed Modbus read: the errno and what was attempted, so the CLI rebuilds the same ``ModbusError``.
     public var errno: Int32?
     public var operation: String?
+    /// Release windows: the one opened or closed, or those open (answer to `release.list`).
+    public var releases: [ReleaseWindow]?
 
     public static func failure(_ code: String, _ message: String) -> ControlResponse {
         ControlResponse(ok: false, code: code, message: message)
@@ -169,14 +195,17 @@ final class ControlServer: Service, Sendable {
     let deviceID: String
     /// Each bus's client, by endpoint text (`rtu:///dev/…`, `tcp://host:port`).
     let clients: [String: ModbusClient]
+    /// Keeps the release windows (nil in tests of the Modbus path alone).
+    let pipeline: EvidencePipeline?
     let logger: Logger
     private let listener = Mutex<Int32>(-1)
     private let queue = DispatchQueue(label: "vouch.control", attributes: .concurrent)
 
-    init(path: String, deviceID: String, clients: [String: ModbusClient], logger: Logger) {
+    init(path: String, deviceID: String, clients: [String: ModbusClient], pipeline: EvidencePipeline? = nil, logger: Logger) {
         self.path = path
         self.deviceID = deviceID
         self.clients = clients
+        self.pipeline = pipeline
         self.logger = logger
     }
 
@@ -249,7 +278,7 @@ final class ControlServer: Service, Sendable {
         let response: ControlResponse
         if let line = ControlSocket.readLine(fd, limit: ControlSocket.maxRequest) {
             if let request = try? JSONDecoder().decode(ControlRequest.self, from: line) {
-                response = handle(request)
+                response = handle(request, peer: UnixPeer.of(socket: fd))
             } else {
                 response = .failure("E_CONTROL_REQUEST", "not a control request (one JSON object per line)")
             }
@@ -261,8 +290,10 @@ final class ControlServer: Service, Sendable {
         _ = ControlSocket.writeAll(fd, data)
     }
 
-    func handle(_ request: ControlRequest) -> ControlResponse {
+    func handle(_ request: ControlRequest, peer: UnixPeer? = nil) -> ControlResponse {
         switch request.op {
+        case "release.open", "release.close", "release.list":
+            return handleRelease(request, peer: peer)
         case "ping":
             return ControlResponse(ok: true, device: deviceID, endpoints: clients.keys.sorted())
         case "modbus.read":
@@ -280,7 +311,54 @@ final class ControlServer: Service, Sendable {
                 return ControlResponse(ok: false, code: error.code, message: error.message, device: deviceID, errno: error.errno, operation: error.operation)
             }
         default:
-            return .failure("E_CONTROL_OP", "unknown op \"\(request.op)\" (known: ping, modbus.read)")
+            return .failure("E_CONTROL_OP", "unknown op \"\(request.op)\" (known: ping, modbus.read, release.open, release.close, release.list)")
+        }
+    }
+
+    /// Runs on a control-queue thread (never the cooperative pool), so waiting for the pipeline here
+    /// blocks nothing the agent needs.
+    private func handleRelease(_ request: ControlRequest, peer: UnixPeer?) -> ControlResponse {
+        guard let pipeline else { return .failure("E_CONTROL_OP", "this agent keeps no release windows") }
+        let outcome: Result<[ReleaseWindow], ReleaseError>
+        switch request.op {
+        case "release.open":
+            guard let durationMs = request.durationMs, let reason = request.reason else {
+                return .failure("E_CONTROL_REQUEST", "release.open needs durationMs and reason")
+            }
+            let ask = ReleaseRequest(durationMs: durationMs, reason: reason, channels: request.channels ?? [], by: request.by, peer: peer)
+            outcome = Self.wait { () async -> Result<[ReleaseWindow], ReleaseError> in
+                do throws(ReleaseError) { return .success([try await pipeline.openRelease(ask)]) } catch { return .failure(error) }
+            }
+        case "release.close":
+            let (id, by, note) = (request.release, request.by, request.reason)
+            outcome = Self.wait { () async -> Result<[ReleaseWindow], ReleaseError> in
+                do throws(ReleaseError) { return .success([try await pipeline.closeRelease(id: id, by: by, peer: peer, note: note)]) } catch { return .failure(error) }
+            }
+        default:
+            outcome = Self.wait { () async -> Result<[ReleaseWindow], ReleaseError> in .success(await pipeline.openReleases()) }
+        }
+        switch outcome {
+        case .success(let windows):
+            var answer = ControlResponse(ok: true, device: deviceID)
+            answer.releases = windows
+            return answer
+        case .failure(let error):
+            return ControlResponse(ok: false, code: error.code.rawValue, message: error.message, device: deviceID)
+        }
+    }
+
+    /// Runs `body` on the cooperative pool and waits for it on this (dispatch) thread.
+    private static func wait<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T {
+        let result = Mutex<T?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            let value = await body()
+            result.withLock { $0 = value }
+            done.signal()
+        }
+        while true {
+            done.wait()
+            if let value = result.withLock({ $0 }) { return value }
         }
     }
 }

@@ -47,11 +47,20 @@ public actor EvidencePipeline {
     /// Records kept in memory while the outbox cannot be written (about 200 bytes each).
     let maxUnstored: Int
 
+    /// Open release windows: a drop they cover is a release, not an alarm (see ``ReleaseWindow``).
+    private var releases: ReleaseBook
+    private let releaseSettings: ReleaseSettings
+    /// Every configured channel id, in config order: what a release window may name.
+    private let channelIDs: [String]
+
     public init(
         config: AgentConfig, outbox: Outbox, clock: any AgentClock, logger: Logger, maxUnstored: Int = 10_000, engine: DetectionEngine? = nil,
-        onEvent: @escaping @Sendable () -> Void
+        releases: ReleaseBook = ReleaseBook(bootID: SystemClock.bootID()), onEvent: @escaping @Sendable () -> Void
     ) {
         self.engine = engine ?? DetectionEngine(detectors: [], calendar: SiteCalendar(shift: config.shift, calendar: config.calendar))
+        self.releases = releases
+        self.releaseSettings = config.release
+        self.channelIDs = config.allChannels.map(\.id)
         self.outbox = outbox
         self.maxUnstored = maxUnstored
         self.clock = clock
@@ -82,6 +91,7 @@ public actor EvidencePipeline {
     }
 
     public func ingest(_ readings: [Reading]) {
+        expireReleases()
         var records: [EvidenceRecord] = []
         for reading in readings {
             if let step = clockStep(reading.time) { records.append(step) }
@@ -104,11 +114,97 @@ public actor EvidencePipeline {
                     records.append(eventRecord(output, rule: detectors[i].rule))
                 }
             }
-            for finding in engine.feed(channel: reading.channel, sample).findings {
+            let released = releases.covers(channel: reading.channel, monoMs: reading.time.monoMs)
+            for finding in engine.feed(channel: reading.channel, sample, releaseOpen: released).findings {
                 records.append(eventRecord(finding))
             }
         }
         store(records)
+    }
+
+    // MARK: release windows
+
+    /// Opens a release window: validates the request, stores its `release_open` record and the new
+    /// window state in one transaction, and only then lets it cover readings. Throws, opening nothing,
+    /// when the request is wrong or the outbox cannot be written.
+    public func openRelease(_ request: ReleaseRequest) throws(ReleaseError) -> ReleaseWindow {
+        let r = try ReleaseBook.validate(request, settings: releaseSettings, channels: channelIDs)
+        try makeWritable()
+        expireReleases()
+        let stamp = stamp()
+        let book = releases
+        let stored: [EvidenceRecord]
+        do {
+            stored = try outbox.append([ReleaseBook.openRecord(r, stamp: stamp)], now: stamp) { stored in
+                var next = book
+                next.add(book.window(for: stored[0], request: r))
+                return (ReleaseBook.stateKey, next.encoded())
+            }
+        } catch { throw Self.notStored(error, "opened") }
+        let window = releases.window(for: stored[0], request: r)
+        releases.add(window)
+        logger.notice("RELEASE window \(window.id) open until \(Self.clockTime(window.untilWallMs)) on \(window.scope), by \(window.who): \(window.reason)")
+        onEvent()
+        return window
+    }
+
+    /// Closes the window `id` (or the only open one when nil) before its time, with its record.
+    public func closeRelease(id: Int64?, by: String? = nil, peer: UnixPeer? = nil, note: String? = nil) throws(ReleaseError) -> ReleaseWindow {
+        expireReleases()
+        let window = try releases.pick(id, monoMs: clock.now().monoMs)
+        let trimmed = note?.trimmingCharacters(in: .whitespacesAndNewlines)
+        if let trimmed, trimmed.count > ReleaseBook.maxReasonLength || trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            throw ReleaseError(.input, "the note must be one line of at most \(ReleaseBook.maxReasonLength) characters")
+        }
+        try makeWritable()
+        let stamp = stamp()
+        var next = releases
+        next.remove(window.id)
+        let state = next.encoded()
+        do {
+            try outbox.append([ReleaseBook.closeRecord(window, stamp: stamp, by: by, peer: peer, note: trimmed?.isEmpty == false ? trimmed : nil)], now: stamp) { _ in
+                (ReleaseBook.stateKey, state)
+            }
+        } catch { throw Self.notStored(error, "closed") }
+        releases = next
+        logger.notice("RELEASE window \(window.id) closed after \(HumanTime.duration(stamp.monoMs - window.openedMonoMs)); drops on \(window.scope) are alarms again")
+        onEvent()
+        return window
+    }
+
+    /// The windows open now.
+    public func openReleases() -> [ReleaseWindow] { releases.openAt(monoMs: clock.now().monoMs) }
+
+    /// Records the end of windows whose time is up. Their cover ends at their set time whatever
+    /// happens here; if the outbox cannot be written now, the records are made at a later reading.
+    private func expireReleases() {
+        let now = clock.now().monoMs
+        guard storeOutage == nil, releases.open.contains(where: { $0.untilMonoMs <= now }) else { return }
+        var next = releases
+        let stamp = stamp()
+        let records = next.expire(monoMs: now, stamp: stamp)
+        let state = next.encoded()
+        do {
+            try outbox.append(records, now: stamp) { _ in (ReleaseBook.stateKey, state) }
+            releases = next
+            for case .action(let a) in records { logger.notice("RELEASE \(a.explanation)") }
+            onEvent()
+        } catch {
+            logger.error("could not record the end of a release window (\(error)); its cover has ended anyway, and the record is retried")
+        }
+    }
+
+    /// Stores what was kept in memory first, so a release record follows everything accepted before
+    /// it; throws when the outbox still cannot be written.
+    private func makeWritable() throws(ReleaseError) {
+        if storeOutage != nil { store([], force: true) }
+        if let outage = storeOutage {
+            throw ReleaseError(.store, "the outbox cannot be written (\(outage.lastError)); nothing was changed, try again once it is")
+        }
+    }
+
+    private static func notStored(_ error: StoreError, _ what: String) -> ReleaseError {
+        ReleaseError(.store, "the release window was not \(what): the outbox cannot be written (\(error))")
     }
 
     /// Closes open summary intervals (at shutdown) so no accepted reading is left unrecorded, and

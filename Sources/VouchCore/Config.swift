@@ -15,6 +15,8 @@ public struct AgentConfig: Sendable, Equatable {
     public var stoppageRules: [StoppageRuleSettings]
     /// `[[detect]]` rules.
     public var detectRules: [DetectRuleSettings] = []
+    /// `[release]`: how release windows may be opened.
+    public var release: ReleaseSettings = ReleaseSettings()
     /// SHA-256 (hex) of the config file's bytes, as recorded in evidence.
     public var sourceHash: String
     /// The file it was read from.
@@ -30,6 +32,18 @@ public struct AgentConfig: Sendable, Equatable {
         }
             + gpio.inputs.map { ChannelDescriptor(id: $0.id, unit: $0.signal.unit, scaleExponent: $0.signal.scaleExponent, isNumeric: true, period: $0.sampleInterval) }
     }
+}
+
+/// `[release]`: the bounds on a release window (`vouch release open`), a period during which pledged
+/// stock may leave without an alarm. The bank sets them with the borrower; every window is a record.
+public struct ReleaseSettings: Sendable, Equatable {
+    /// The longest window one `vouch release open` may ask for.
+    public var maxDuration: Duration
+    public static let defaultMaxDuration: Duration = .seconds(12 * 3_600)
+    /// Bounds of `max_duration` itself.
+    public static let maxDurationRange: ClosedRange<Duration> = .seconds(60) ... .seconds(7 * 24 * 3_600)
+
+    public init(maxDuration: Duration = ReleaseSettings.defaultMaxDuration) { self.maxDuration = maxDuration }
 }
 
 public struct DeviceSettings: Sendable, Equatable {

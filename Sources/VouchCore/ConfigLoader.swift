@@ -357,7 +357,7 @@ struct ConfigDecoder {
     // MARK: the schema
 
     mutating func decode(_ root: TOMLTable, sourceHash: String) -> AgentConfig? {
-        let top = Section(table: root, name: "top level", position: SourcePosition(line: 1, column: 1), known: ["device", "bank", "shift", "calendar", "evidence", "modbus", "gpio", "stoppage", "detect"])
+        let top = Section(table: root, name: "top level", position: SourcePosition(line: 1, column: 1), known: ["device", "bank", "shift", "calendar", "evidence", "modbus", "gpio", "stoppage", "detect", "release"])
         checkUnknown(top)
         let start = top.position
 
@@ -472,11 +472,22 @@ struct ConfigDecoder {
         }
 
         let calendar = decodeCalendar(root, zone: shift?.timeZoneID)
+        var release = ReleaseSettings()
+        if root["release"] != nil, let s = section(root, "release", name: "release", known: ["max_duration"], at: start) {
+            let range = ReleaseSettings.maxDurationRange
+            if let longest = duration(s, "max_duration", min: range.lowerBound, default: ReleaseSettings.defaultMaxDuration) {
+                if longest > range.upperBound {
+                    report(s.table["max_duration"]?.position ?? s.position, "\"max_duration\" in [release] is longer than the limit of 7 days (\"7d\"): a release window that long would hide a theft for a week")
+                } else {
+                    release.maxDuration = longest
+                }
+            }
+        }
         let detectRules = decodeDetect(root, channelIDs: channelIDs, ruleIDs: &ruleIDs)
 
         guard let device, let bank, let shift, let evidence else { return nil }
         return AgentConfig(
             device: device, bank: bank, shift: shift, calendar: calendar, evidence: evidence, modbusDevices: devices, gpio: gpio, stoppageRules: rules,
-            detectRules: detectRules, sourceHash: Self.effectiveHash(sourceHash, templates: templatesUsed), sourceFile: file)
+            detectRules: detectRules, release: release, sourceHash: Self.effectiveHash(sourceHash, templates: templatesUsed), sourceFile: file)
     }
 }

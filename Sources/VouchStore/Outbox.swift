@@ -191,6 +191,14 @@ public final class Outbox: Sendable {
         }
     }
 
+    /// Agent state kept beside the chain (see ``append(_:now:state:)``); nil when never set.
+    public func state(_ key: String) throws(StoreError) -> String? {
+        try read("read agent state \(key)") { db in try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [Self.stateKeyPrefix + key]) }
+    }
+
+    /// Agent state lives in `meta` under this prefix, apart from the outbox's own keys.
+    static let stateKeyPrefix = "state."
+
     static func setMeta(_ db: Database, _ key: String, _ value: some DatabaseValueConvertible) throws {
         try db.execute(sql: "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", arguments: [key, value])
     }
@@ -208,10 +216,28 @@ public final class Outbox: Sendable {
     /// records the gaps, stamped `now` (default: the last record's stamp).
     @discardableResult
     public func append(_ records: [EvidenceRecord], now: RecordStamp? = nil) throws(StoreError) -> [EvidenceRecord] {
+        try append(records, now: now, state: nil)
+    }
+
+    /// Stores records and, in the same transaction, the agent state they change (`state(stored)` gives
+    /// the key and its new value, or nil to delete it): the agent never restarts with state the chain
+    /// does not explain, nor a record whose state it lost. Used for release windows.
+    @discardableResult
+    public func append(
+        _ records: [EvidenceRecord], now: RecordStamp? = nil, state: ((_ stored: [EvidenceRecord]) -> (key: String, value: String?))?
+    ) throws(StoreError) -> [EvidenceRecord] {
         guard !records.isEmpty else { return [] }
         let budget = budgetState.withLock { $0 }
         let (stored, degradation) = try write("append \(records.count) record(s)") { db -> ([EvidenceRecord], Degradation?) in
             let stored = try Self.insert(db, records)
+            if let state {
+                let (key, value) = state(stored)
+                if let value {
+                    try Self.setMeta(db, Self.stateKeyPrefix + key, value)
+                } else {
+                    try db.execute(sql: "DELETE FROM meta WHERE key = ?", arguments: [Self.stateKeyPrefix + key])
+                }
+            }
             guard let budget else { return (stored, nil) }
             let used = try Self.usedBytes(db)
             guard used > budget.budget.bytes, used > (budget.stillOverAt ?? 0) + budget.budget.bytes / 100 else { return (stored, nil) }

@@ -14,8 +14,9 @@ struct Vouch: AsyncParsableCommand {
               vouch enroll --config /etc/vouch/vouch.toml > enrollment.json
               vouch run --config /etc/vouch/vouch.toml
               vouch modbus scan --url tcp://192.168.1.20 --units 1-10
+              vouch release open --for 2h --reason "sale to Koné Ltd, invoice 2291"
             """,
-        subcommands: [Run.self, ConfigCommand.self, Enroll.self, EvidenceCommand.self, DetectCommand.self, GPIOCommand.self, ModbusCommand.self])
+        subcommands: [Run.self, ConfigCommand.self, Enroll.self, EvidenceCommand.self, DetectCommand.self, GPIOCommand.self, ModbusCommand.self, ReleaseCommand.self])
 }
 
 enum Logs {
