@@ -105,4 +105,48 @@ import VouchStore
         #expect(stops.map(\.severity) == ["alarm", "record"], "\(stops)")
         #expect(stops.first?.startWallMs == T.time(600).wallMs)
     }
+
+    /// A release window opened live with `vouch release open` and the replay's `release` column over the
+    /// same rows: the same release (record) inside it and the same alarm after it.
+    @Test func aReleaseWindowLiveAndTheReleaseColumnInReplayGiveTheSameEvents() async throws {
+        let config = try ConfigLoader.parse(ReleaseWindowTests.siteText, file: "/etc/vouch/vouch.toml")
+        func kg(_ s: Int64) -> Int64 {
+            switch s {
+            case ..<300: 10_000 + (s / 10 % 3) - 1
+            case ..<1_000: 8_000 + (s / 10 % 3) - 1
+            default: 6_500
+            }
+        }
+        let seconds = stride(from: Int64(0), to: 1_500, by: 10)
+        let (opensAt, openForMs): (Int64, Int64) = (200, 600_000)
+
+        let store = try TemporaryOutbox()
+        defer { store.cleanUp() }
+        let clock = ScriptedClock(T.time(0))
+        let pipeline = EvidencePipeline(config: config, outbox: store.outbox, clock: clock, logger: T.quietLogger, engine: try DetectorFactory.engine(for: config), onEvent: {})
+        for s in seconds {
+            clock.set(T.time(s))
+            if s == opensAt { _ = try await pipeline.openRelease(ReleaseRequest(durationMs: openForMs, reason: "sale")) }
+            await pipeline.ingest([Reading(channel: "scale.weight", time: T.time(s), value: kg(s), scaleExponent: 0, unit: "kg", rawWords: [], quality: .ok)])
+        }
+        let live = Set(
+            try store.sealAndVerifyRecords().compactMap { r -> Event? in
+                guard case .event(let e) = r else { return nil }
+                return Event(rule: e.rule, phase: e.phase.rawValue, severity: e.severity, startWallMs: e.startWallMs, endWallMs: e.endWallMs)
+            })
+
+        let rows = seconds.map { s in "\(T.time(s).wallMs),\(kg(s)),\(s >= opensAt && s * 1_000 < opensAt * 1_000 + openForMs ? 1 : 0)" }
+        let csv = "timestamp,scale.weight,release\n" + rows.joined(separator: "\n") + "\n"
+        var engine = try DetectorFactory.engine(for: config)
+        var replayed = Set<Event>()
+        try Replay.run(
+            try CSVHistory(text: csv, timestamp: nil), channels: [.init(id: "scale.weight", column: 1, scaleExponent: 0)], engine: &engine, zoneID: "UTC",
+            row: { _ in },
+            finding: { f in
+                replayed.insert(Event(rule: f.rule.id, phase: f.phase.rawValue, severity: f.severity.rawValue, startWallMs: f.start.wallMs, endWallMs: f.end?.wallMs))
+            })
+        #expect(live == replayed, "live only: \(live.subtracting(replayed)); replay only: \(replayed.subtracting(live))")
+        let starts = live.filter { $0.phase == "start" }.sorted { $0.startWallMs < $1.startWallMs }
+        #expect(starts.map(\.severity) == ["record", "alarm"], "\(starts)")
+    }
 }
