@@ -94,7 +94,7 @@ public actor EvidencePipeline {
         expireReleases()
         var records: [EvidenceRecord] = []
         for reading in readings {
-            if let step = clockStep(reading.time) { records.append(step) }
+            records += clockStep(reading.time)
             if let gap = narrate(reading) { records.append(gap) }
             if textChannels.contains(reading.channel) {
                 if let text = reading.text, let before = lastText.updateValue(text, forKey: reading.channel), before != text {
@@ -233,20 +233,35 @@ public actor EvidencePipeline {
     /// A stamp for a record made now.
     public func stampNow() -> RecordStamp { stamp() }
 
-    /// A clock step between the previous reading and this one, as a record.
-    private func clockStep(_ time: ClockReading) -> EvidenceRecord? {
+    /// A clock step between the previous reading and this one, as a record; and, when the clock was
+    /// synchronised before it, as a `clock-step` event too. A first synchronisation (an RTC-less board
+    /// whose clock starts in 1970 or at its last shutdown) is a step from an unsynchronised clock: a
+    /// record, not an event, or every boot would warn.
+    private func clockStep(_ time: ClockReading) -> [EvidenceRecord] {
         defer { lastClock = time }
-        guard let last = lastClock else { return nil }
+        guard let last = lastClock else { return [] }
         let expectedWallMs = last.wallMs + (time.monoMs - last.monoMs)
         let stepMs = time.wallMs - expectedWallMs
-        guard abs(stepMs) > Self.stepThresholdMs else { return nil }
+        guard abs(stepMs) > Self.stepThresholdMs else { return [] }
         stepsAtMonoMs.append(time.monoMs)
         if stepsAtMonoMs.count > 16 { stepsAtMonoMs.removeFirst() }
         logger.warning("wall clock stepped by \(stepMs) ms (\(last.quality.rawValue) → \(time.quality.rawValue)); recorded as a clock step, ordering is unaffected")
-        return .clockStep(
-            ClockStep(
-                stamp: RecordStamp(rseq: 0, boot: time.bootCount, monoMs: time.monoMs, wallMs: time.wallMs, timeQuality: time.quality),
-                expectedWallMs: expectedWallMs, stepMs: stepMs, qualityBefore: last.quality))
+        let stamp = RecordStamp(rseq: 0, boot: time.bootCount, monoMs: time.monoMs, wallMs: time.wallMs, timeQuality: time.quality)
+        var records: [EvidenceRecord] = [.clockStep(ClockStep(stamp: stamp, expectedWallMs: expectedWallMs, stepMs: stepMs, qualityBefore: last.quality))]
+        guard last.quality == .synchronized else { return records }
+        let text =
+            "the wall clock was set \(stepMs > 0 ? "forward" : "back") by \(HumanTime.duration(abs(stepMs))) while it was synchronised (it read \(Self.clockTime(expectedWallMs)), now \(Self.clockTime(time.wallMs))): set by hand or a time source jumped; the records stay in order by the monotonic clock"
+        logger.warning("EVENT warning clock-step: \(text)")
+        let params: [String: JSONValue] = ["step_ms": .int(stepMs), "expected_wall_ms": .int(expectedWallMs), "quality_after": .string(time.quality.rawValue)]
+        for phase in [EventRecord.Phase.start, .end] {
+            records.append(
+                .event(
+                    EventRecord(
+                        stamp: stamp, eventId: "clock-step@\(time.monoMs)", phase: phase, rule: "clock-step", ruleVersion: 1, channel: "gateway",
+                        severity: "warning", startMonoMs: time.monoMs, startWallMs: time.wallMs, endMonoMs: phase == .end ? time.monoMs : nil,
+                        endWallMs: phase == .end ? time.wallMs : nil, durationMs: 0, unit: "", scale: 0, params: params, window: [], explanation: text)))
+        }
+        return records
     }
 
     /// The quality for a record spanning monotonic `fromMs` until `toMs` (now, if nil): stepped if a

@@ -51,6 +51,32 @@ public enum StartupRecords {
                 fromWallMs: 0, toMonoMs: now.monoMs, toWallMs: now.wallMs, missing: 0, detail: detail))
     }
 
+    /// An agent run that ended without a clean shutdown, as an event the bank's officers see (the gap
+    /// record beside it says what is missing): `gateway-power-loss` when the machine rebooted in
+    /// between (power cut, reset, watchdog), `agent-crash` when only the agent stopped (crash, kill).
+    /// Both warnings: a power cut at a site is common, and no theft; but stock moved while the gateway
+    /// was off is seen by the weight and count rules once it is back (their reference survives only in
+    /// the chain), so the officer needs to know when the gateway was blind. Start and end are recorded
+    /// together: the end is now. After a reboot the start's monotonic time belongs to the old kernel
+    /// boot and means nothing in this one: it is 0, and the wall times and `down_ms` say when.
+    static func unexpectedStop(from: RecordStamp, now: ClockReading, stamp: RecordStamp, rebooted: Bool, downMs: Int64, uncertain: Bool) -> [EvidenceRecord] {
+        let rule = rebooted ? "gateway-power-loss" : "agent-crash"
+        let length = uncertain ? "of unknown length (the wall clock was not synchronised on both sides)" : "of about \(HumanTime.duration(downMs))"
+        let text =
+            rebooted
+            ? "the gateway lost power or was reset: the agent stopped without a clean shutdown after \(HumanTime.clock(from.wallMs)) and the machine rebooted (agent boot \(from.boot) → \(now.bootCount)); sensors were not read for a time \(length)"
+            : "the agent stopped without a clean shutdown (crash or kill) after \(HumanTime.clock(from.wallMs)) while the gateway kept running; sensors were not read for a time \(length)"
+        let params: [String: JSONValue] = ["down_ms": .int(downMs), "from_boot": .int(from.boot), "rebooted": .bool(rebooted), "clock_certain": .bool(!uncertain)]
+        func event(_ phase: EventRecord.Phase) -> EvidenceRecord {
+            .event(
+                EventRecord(
+                    stamp: stamp, eventId: "\(rule)@\(now.bootCount)", phase: phase, rule: rule, ruleVersion: 1, channel: "gateway", severity: "warning",
+                    startMonoMs: rebooted ? 0 : from.monoMs, startWallMs: from.wallMs, endMonoMs: phase == .end ? now.monoMs : nil,
+                    endWallMs: phase == .end ? now.wallMs : nil, durationMs: downMs, unit: "", scale: 0, params: params, window: [], explanation: text))
+        }
+        return [event(.start), event(.end)]
+    }
+
     public static func make(_ c: Context) -> [EvidenceRecord] {
         let stamp = RecordStamp(rseq: 0, boot: c.now.bootCount, monoMs: c.now.monoMs, wallMs: c.now.wallMs, timeQuality: c.now.quality)
         var records: [EvidenceRecord] = []
@@ -83,6 +109,10 @@ public enum StartupRecords {
                         stamp: stamp, reason: .agentDown, channel: nil, fromBoot: from.boot, fromMonoMs: from.monoMs, fromWallMs: from.wallMs,
                         toMonoMs: c.now.monoMs, toWallMs: c.now.wallMs, missing: Int64((Double(downMs) / 1000 * c.readingsPerSecond).rounded()),
                         detail: detail)))
+            if previous.cleanStopWallMs == nil {
+                let uncertain = c.now.quality != .synchronized || from.timeQuality != .synchronized
+                records += unexpectedStop(from: from, now: c.now, stamp: stamp, rebooted: rebooted, downMs: downMs, uncertain: uncertain)
+            }
         }
         if c.previous?.configSha256 != c.config.sourceHash {
             let previous = c.previous?.configSha256

@@ -52,7 +52,7 @@ ZONE = ZoneInfo(ZONE_ID)
 INTERVAL = 60  # seconds between samples, every channel (see README.md in this folder: one CSV has one rate)
 
 STOPPED, IDLE, RUNNING = 0, 1, 2
-UNDETECTABLE_GAP = "not detectable by channel detectors: the agent's gap records cover it"
+UNDETECTABLE_GAP = "not detectable by channel detectors: the agent raises gateway-power-loss at its restart, with an agent_down gap"
 
 # ---------------------------------------------------------------------------------------------- time
 

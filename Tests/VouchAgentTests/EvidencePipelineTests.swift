@@ -75,8 +75,12 @@ import VouchStore
         #expect(summaries[1].stamp.wallMs == T.time(60).wallMs + step)
         #expect(summaries[1].count == 11)
         #expect(summaries[1].stamp.timeQuality == .synchronized)
-        // The step is stored before the summary it marks.
-        #expect(records.map(\.kind) == ["clk", "sum", "sum"])
+        // The step is stored before the summary it marks; a synchronised clock that steps is a warning event too.
+        #expect(records.map(\.kind) == ["clk", "evt", "evt", "sum", "sum"])
+        let events = records.compactMap(\.event)
+        #expect(events.map(\.phase) == [.start, .end] && events.allSatisfy { $0.rule == "clock-step" && $0.severity == "warning" && $0.channel == "gateway" })
+        #expect(events.first?.params["step_ms"] == .int(step) && events.first?.durationMs == 0)
+        #expect(events.first?.explanation.hasPrefix("the wall clock was set forward by 10 min while it was synchronised") == true, "\(events.first?.explanation ?? "")")
     }
 
     @Test func aStepBackIsNegative() async throws {
@@ -97,6 +101,7 @@ import VouchStore
         }
         let c = try #require(records.compactMap(\.clockStep).first)
         #expect(records.compactMap(\.clockStep).count == 1)
+        #expect(records.compactMap(\.event).isEmpty, "a first synchronisation is recorded, and warns nobody")
         #expect(c.stepMs == 86_400_000)
         #expect(c.qualityBefore == .unsynchronized)
         #expect(c.stamp.timeQuality == .synchronized)
@@ -268,7 +273,7 @@ import VouchStore
             await f.feed(20...40, value: 100, wallOffsetMs: 120_000)
             await f.feed(41...45, value: 1000, wallOffsetMs: 120_000)
         }
-        let found = records.compactMap(\.event)
+        let found = records.compactMap(\.event).filter { $0.rule == "press-stop" }
         #expect(found.map(\.phase) == [.start, .end])
         #expect(found.map(\.stamp.timeQuality) == [.stepped, .stepped])
         #expect(records.compactMap(\.clockStep).map(\.stepMs) == [120_000])

@@ -93,10 +93,10 @@ import VouchStore
         let previous = try Self.previousRun(in: store.outbox)
         let records = StartupRecords.make(Self.context(now: Self.now(), bootID: Self.bootB, previous: previous, config: config))
         let stored = try store.outbox.append(records)
-        #expect(stored.map(\.stamp.rseq) == [3, 4, 5, 6])
+        #expect(stored.map(\.stamp.rseq) == [3, 4, 5, 6, 7, 8])
         let verified = try store.sealAndVerifyRecords()
-        #expect(verified.map(\.kind) == ["hb", "hb", "gap", "cfg", "att", "hb"])
-        #expect(Array(verified.suffix(4)) == stored)
+        #expect(verified.map(\.kind) == ["hb", "hb", "gap", "evt", "evt", "cfg", "att", "hb"])
+        #expect(Array(verified.suffix(6)) == stored)
     }
 
     @Test func aPreviousRunThatStoredNoRecordLeavesNoGap() throws {
@@ -121,7 +121,7 @@ import VouchStore
         #expect(previous.cleanStopWallMs == nil)
         let now = Self.now(downSeconds: 3_600)
         let records = StartupRecords.make(Self.context(now: now, previous: previous, config: config, readingsPerSecond: 2))
-        #expect(records.map(\.kind) == ["gap", "att", "hb"], "unchanged config: no cfg record")
+        #expect(records.map(\.kind) == ["gap", "evt", "evt", "att", "hb"], "unchanged config: no cfg record")
 
         let gap = try #require(records[0].gap)
         #expect(gap.stamp == Self.stamp(now))
@@ -138,6 +138,54 @@ import VouchStore
         #expect(!gap.detail.contains("stopped cleanly"))
         #expect(!gap.detail.contains("rebooted"), "same boot id: no reboot")
         #expect(!gap.detail.contains("uncertain"), "both clocks synchronised")
+    }
+
+    // MARK: the unexpected stop as an event
+
+    @Test func anUncleanStopWithoutARebootIsAnAgentCrashEvent() throws {
+        let store = try TemporaryOutbox()
+        defer { store.cleanUp() }
+        let previous = try Self.previousRun(in: store.outbox)
+        let now = Self.now(downSeconds: 90)
+        let events = StartupRecords.make(Self.context(now: now, previous: previous, config: try AgentFixtures.config())).compactMap(\.event)
+        #expect(events.map(\.phase) == [.start, .end])
+        let e = try #require(events.last)
+        #expect(e.rule == "agent-crash" && e.severity == "warning" && e.channel == "gateway" && e.eventId == "agent-crash@2")
+        #expect(e.startWallMs == Self.lastStamp.wallMs && e.startMonoMs == Self.lastStamp.monoMs, "same kernel boot: the monotonic time still means something")
+        #expect(e.endWallMs == now.wallMs && e.endMonoMs == now.monoMs && e.durationMs == 90_000)
+        #expect(e.params == ["down_ms": .int(90_000), "from_boot": .int(1), "rebooted": .bool(false), "clock_certain": .bool(true)])
+        #expect(e.explanation.contains("crash or kill") && e.explanation.hasSuffix("of about 1 min 30 s"), "\(e.explanation)")
+    }
+
+    @Test func anUncleanStopWithARebootIsAGatewayPowerLossEvent() throws {
+        let store = try TemporaryOutbox()
+        defer { store.cleanUp() }
+        let previous = try Self.previousRun(in: store.outbox, bootID: Self.bootA)
+        let events = StartupRecords.make(Self.context(now: Self.now(downSeconds: 7_200), bootID: Self.bootB, previous: previous, config: try AgentFixtures.config())).compactMap(\.event)
+        let e = try #require(events.first)
+        #expect(e.rule == "gateway-power-loss" && e.severity == "warning" && e.eventId == "gateway-power-loss@2")
+        #expect(e.startMonoMs == 0, "the old kernel boot's monotonic time means nothing now")
+        #expect(e.params["rebooted"] == .bool(true) && e.durationMs == 7_200_000)
+        #expect(e.explanation.hasPrefix("the gateway lost power or was reset") && e.explanation.hasSuffix("of about 2 h"), "\(e.explanation)")
+    }
+
+    @Test func anUnsynchronisedClockMakesTheLengthOfTheStopUnknown() throws {
+        let store = try TemporaryOutbox()
+        defer { store.cleanUp() }
+        let previous = try Self.previousRun(in: store.outbox)
+        let events = StartupRecords.make(
+            Self.context(now: Self.now(quality: .unsynchronized), bootID: Self.bootB, previous: previous, config: try AgentFixtures.config())
+        ).compactMap(\.event)
+        #expect(events.first?.params["clock_certain"] == .bool(false))
+        #expect(events.first?.explanation.hasSuffix("of unknown length (the wall clock was not synchronised on both sides)") == true)
+    }
+
+    @Test func aCleanStopIsNoEventEvenWithAReboot() throws {
+        let store = try TemporaryOutbox()
+        defer { store.cleanUp() }
+        let previous = try Self.previousRun(in: store.outbox, cleanStop: Self.lastStamp.wallMs + 1)
+        let records = StartupRecords.make(Self.context(now: Self.now(), bootID: Self.bootB, previous: previous, config: try AgentFixtures.config()))
+        #expect(records.compactMap(\.event).isEmpty, "a shutdown someone asked for is in the gap record, not an event")
     }
 
     @Test(arguments: [(1.0, Int64(3_600), Int64(3_600)), (2, 3_600, 7_200), (0.5, 120, 60), (3, 1, 3), (0, 3_600, 0), (1, 0, 0)])
