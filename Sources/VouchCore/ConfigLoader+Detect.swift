@@ -79,14 +79,28 @@ extension ConfigDecoder {
     mutating func decodeDetect(_ root: TOMLTable, channelIDs: [String: SourcePosition], ruleIDs: inout Set<String>) -> [DetectRuleSettings] {
         var rules: [DetectRuleSettings] = []
         let allKeys = Set(DetectKind.allCases.flatMap { DetectSchema.keys($0).map(\.name) } + DetectSchema.commonKeys)
+        // Every rule's kind, complete or not, and where each machine names its sources: checked once all are read.
+        var kinds: [String: DetectKind] = [:]
+        var machineSources: [(index: Int, position: SourcePosition)] = []
         for r in tableArray(root, "detect", name: "detect", known: Array(allKeys)) {
             let id = identifier(r, "id")
             if let id, !ruleIDs.insert(id).inserted { report(r.table["id"]?.position ?? r.position, "rule id \"\(id)\" is used twice") }
             let kind = choice(r, "kind", DetectKind.self, parse: { DetectKind(rawValue: $0.lowercased()) })
-            let channel = string(r, "channel", expected: "a channel id such as \"meter.power\" or \"gpio.door\"")
-            if let channel, channelIDs[channel] == nil {
-                let hint = Self.closest(channel, in: Array(channelIDs.keys)).map { "; did you mean \"\($0)\"?" } ?? " (channels: \(channelIDs.keys.sorted().joined(separator: ", ")))"
-                report(r.table["channel"]?.position ?? r.position, "channel \"\(channel)\" of rule \"\(id ?? "?")\" is not a configured channel\(hint)")
+            if let id, let kind { kinds[id] = kinds[id] ?? kind }
+            var channel: String?
+            if kind == .machine {
+                for key in ["channel", "window_before", "window_after"] {
+                    if let node = r.table[key] {
+                        report(node.keyPosition, "\"\(key)\" is not a parameter of kind machine: it combines the channels of its sources and keeps no evidence window of its own")
+                    }
+                }
+                channel = ""
+            } else {
+                channel = string(r, "channel", expected: "a channel id such as \"meter.power\" or \"gpio.door\"")
+                if let c = channel, channelIDs[c] == nil {
+                    let hint = Self.closest(c, in: Array(channelIDs.keys)).map { "; did you mean \"\($0)\"?" } ?? " (channels: \(channelIDs.keys.sorted().joined(separator: ", ")))"
+                    report(r.table["channel"]?.position ?? r.position, "channel \"\(c)\" of rule \"\(id ?? "?")\" is not a configured channel\(hint)")
+                }
             }
             guard let kind else { continue }
             let severity = choice(r, "severity", DetectSeverity.self, default: kind.defaultSeverity, parse: { DetectSeverity(rawValue: $0.lowercased()) })
@@ -101,7 +115,8 @@ extension ConfigDecoder {
                 report(node.keyPosition, "\"\(key)\" is not a parameter of kind \(kind.rawValue) (it is one of \(takers.joined(separator: ", "))); \(kind.rawValue) takes \(schema.map(\.name).joined(separator: ", "))")
             }
             var rule = DetectRuleSettings(id: id ?? "", kind: kind, channel: channel ?? "", severity: severity ?? kind.defaultSeverity, windowBefore: before, windowAfter: after)
-            var complete = id != nil && channel != nil && channelIDs[channel ?? ""] != nil && severity != nil
+            var complete = id != nil && channel != nil && (kind == .machine || channelIDs[channel ?? ""] != nil) && severity != nil
+                && (kind != .machine || (r.table["channel"] == nil && r.table["window_before"] == nil && r.table["window_after"] == nil))
                 && (before != nil || r.table["window_before"] == nil) && (after != nil || r.table["window_after"] == nil)
             for key in schema {
                 switch key.type {
@@ -132,12 +147,77 @@ extension ConfigDecoder {
                             complete = false
                         }
                     } else { complete = false }
+                case .ruleIDs:
+                    if let ids = ruleList(r, key.name) { rule.sources = ids } else { complete = false }
                 }
             }
             complete = complete && checkDetectRule(rule, r)
-            if complete { rules.append(rule) }
+            if complete {
+                if kind == .machine { machineSources.append((rules.count, r.table["sources"]?.position ?? r.position)) }
+                rules.append(rule)
+            }
         }
-        return rules
+        return checkMachines(rules, sources: machineSources, kinds: kinds)
+    }
+
+    /// An array of 2 to 8 distinct rule ids.
+    mutating func ruleList(_ s: Section, _ key: String) -> [String]? {
+        let expected = "an array of 2 to 8 rule ids such as [\"press-power\", \"press-strokes\"]"
+        guard let node = s.table[key] else {
+            report(s.position, "missing key \"\(key)\" in [\(s.name)] (expected \(expected))")
+            return nil
+        }
+        guard case .array(let items) = node.value else {
+            report(node.position, "\"\(key)\" in [\(s.name)] must be \(expected), found \(node.value.typeName)")
+            return nil
+        }
+        var ids: [String] = []
+        for item in items {
+            guard case .string(let text) = item.value, !text.isEmpty else {
+                report(item.position, "each of \"\(key)\" in [\(s.name)] must be a rule id (a string)")
+                return nil
+            }
+            if ids.contains(text) {
+                report(item.position, "\"\(text)\" is named twice in \"\(key)\"")
+                return nil
+            }
+            ids.append(text)
+        }
+        guard (2...8).contains(ids.count) else {
+            report(node.position, "\"\(key)\" in [\(s.name)] names \(ids.count) rule(s); expected \(expected)")
+            return nil
+        }
+        return ids
+    }
+
+    /// Each machine's sources must be run_state rules of this config; its channel becomes theirs.
+    mutating func checkMachines(_ rules: [DetectRuleSettings], sources: [(index: Int, position: SourcePosition)], kinds: [String: DetectKind]) -> [DetectRuleSettings] {
+        var rules = rules
+        var dropped = Set<Int>()
+        for (index, position) in sources {
+            var channels: [String] = []
+            for id in rules[index].sources {
+                if let source = rules.first(where: { $0.id == id }) {
+                    guard source.kind == .runState else {
+                        report(position, "source \"\(id)\" of machine rule \"\(rules[index].id)\" is a \(source.kind.rawValue) rule; a machine combines run_state rules")
+                        dropped.insert(index)
+                        break
+                    }
+                    if !channels.contains(source.channel) { channels.append(source.channel) }
+                } else if kinds[id] == nil {
+                    let runStates = rules.filter { $0.kind == .runState }.map(\.id)
+                    let hint = Self.closest(id, in: runStates).map { "; did you mean \"\($0)\"?" } ?? " (run_state rules: \(runStates.isEmpty ? "none" : runStates.joined(separator: ", ")))"
+                    report(position, "source \"\(id)\" of machine rule \"\(rules[index].id)\" is not a rule of this config\(hint)")
+                    dropped.insert(index)
+                    break
+                } else {
+                    dropped.insert(index)  // the source has its own errors, reported there
+                    break
+                }
+            }
+            rules[index].channel = channels.joined(separator: "+")
+        }
+        return rules.enumerated().filter { !dropped.contains($0.offset) }.map(\.element)
     }
 
     /// What a kind needs beyond single keys.
@@ -162,7 +242,7 @@ extension ConfigDecoder {
             if let above = rule.numbers["above"], let below = rule.numbers["below"], below >= above {
                 return problem("below", "\"below\" (\(below)) is not under \"above\" (\(above)) in rule \"\(rule.id)\": nothing would be inside")
             }
-        case .contact, .countDrop, .flatline, .commLoss, .baseline:
+        case .contact, .countDrop, .flatline, .commLoss, .baseline, .machine:
             break
         }
         return true

@@ -20,11 +20,13 @@ public enum DetectKind: String, Sendable, Equatable, CaseIterable {
     case commLoss = "comm_loss"
     /// Any numeric channel against its own learned week: an anomaly score per reading.
     case baseline
+    /// One machine's run state combined from several `run_state` rules (its power, counter, run signal).
+    case machine
 
     /// The severity of a rule of this kind unless the rule says otherwise.
     public var defaultSeverity: DetectSeverity {
         switch self {
-        case .runState, .weightDrop, .contact, .countDrop: .alarm
+        case .runState, .weightDrop, .contact, .countDrop, .machine: .alarm
         case .threshold, .flatline, .commLoss, .baseline: .warning
         }
     }
@@ -56,11 +58,14 @@ public struct DetectRuleSettings: Sendable, Equatable {
     public var durations: [String: Duration]
     public var flags: [String: Bool]
     public var choices: [String: String]
+    /// `machine`: the ids of the `run_state` rules it combines.
+    public var sources: [String]
 
     public init(
         id: String, kind: DetectKind, channel: String, severity: DetectSeverity, windowBefore: Int? = nil, windowAfter: Int? = nil, numbers: [String: Double] = [:],
-        durations: [String: Duration] = [:], flags: [String: Bool] = [:], choices: [String: String] = [:]
+        durations: [String: Duration] = [:], flags: [String: Bool] = [:], choices: [String: String] = [:], sources: [String] = []
     ) {
+        self.sources = sources
         self.id = id
         self.kind = kind
         self.channel = channel
@@ -86,6 +91,8 @@ public enum DetectSchema {
         case choice([String])
         /// A plain number with limits (a score, a count).
         case bounded(ClosedRange<Double>)
+        /// Ids of other rules (of `run_state` kind), at least two.
+        case ruleIDs
     }
 
     public struct Key: Sendable, Equatable {
@@ -112,6 +119,9 @@ public enum DetectSchema {
         }
         static func choice(_ name: String, _ options: [String], default value: String, _ meaning: String) -> Key {
             Key(name: name, type: .choice(options), required: false, defaultChoice: value, meaning: meaning)
+        }
+        static func ruleIDs(_ name: String, _ meaning: String) -> Key {
+            Key(name: name, type: .ruleIDs, required: true, meaning: meaning)
         }
         static func bounded(_ name: String, _ range: ClosedRange<Double>, default value: Double, _ meaning: String) -> Key {
             Key(name: name, type: .bounded(range), required: false, defaultNumber: value, meaning: meaning)
@@ -192,6 +202,14 @@ public enum DetectSchema {
                 .duration("min_duration", default: .seconds(900), "the score must stay high this long"),
                 .duration("learn", min: .seconds(3_600), default: .seconds(7 * 86_400), "time spent learning before scoring"),
                 .number("min_spread", default: 0, "the smallest spread deviations are counted in: the sensor's noise or resolution"),
+            ]
+        case .machine:
+            [
+                .ruleIDs("sources", "the run_state rules on this machine's channels (2 to 8), e.g. [\"press-power\", \"press-strokes\"]"),
+                .choice("combine", ["any", "all"], default: "any", "any: running if any fresh source runs; all: only if every fresh source runs"),
+                .duration("min_stop", default: .seconds(300), "the combined stop (or idle, with alarm_on_idle) must last this long"),
+                .duration("min_run", default: .seconds(60), "running must last this long to end a stop"),
+                .flag("alarm_on_idle", default: false, "idle (powered, not producing) counts as a stop"),
             ]
         }
     }

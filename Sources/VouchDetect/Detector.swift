@@ -136,4 +136,38 @@ public protocol Detector: Sendable {
     var score: Double { get }
     /// Bytes of state kept per channel (the struct and any buffers), as the benchmark reports it.
     var stateBytes: Int { get }
+    /// What a `machine` rule combining several run-state sources needs of this one; nil for other kinds.
+    var runSource: RunSource? { get }
+}
+
+extension Detector {
+    public var runSource: RunSource? { nil }
+}
+
+/// A run-state source as a ``MachineDetector`` sees it: the band of its last valid sample and how fresh that is.
+public struct RunSource: Sendable, Equatable {
+    /// Bands of a level (or a counter's rate), ordered from least to most running.
+    public enum Band: UInt8, Sendable, Equatable, Comparable {
+        case stopped, idle, running
+        public static func < (a: Band, b: Band) -> Bool { a.rawValue < b.rawValue }
+    }
+    /// The band of the last valid sample; nil before one, and after the source went offline.
+    public var band: Band?
+    public var lastValidMs: Int64
+    /// The source is offline once no valid sample came for this long (0 or less: never).
+    public var offlineAfterMs: Int64
+    /// The last level (the value, or a counter's rate per minute), for explanations.
+    public var level: Int64
+
+    public init(band: Band?, lastValidMs: Int64, offlineAfterMs: Int64, level: Int64) {
+        self.band = band
+        self.lastValidMs = lastValidMs
+        self.offlineAfterMs = offlineAfterMs
+        self.level = level
+    }
+
+    /// Has a band that is not older than `offlineAfterMs` at `monoMs`.
+    public func isFresh(at monoMs: Int64) -> Bool {
+        band != nil && (offlineAfterMs <= 0 || monoMs &- lastValidMs < offlineAfterMs)
+    }
 }

@@ -25,13 +25,36 @@ public enum DetectorFactory {
     public static func engine(for config: AgentConfig) throws(Unavailable) -> DetectionEngine {
         let channels = Dictionary(config.allChannels.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         var detectors: [any Detector] = []
-        for rule in config.detectRules {
+        var index: [String: Int] = [:]
+        for rule in config.detectRules where rule.kind != .machine {
             guard let channel = channels[rule.channel] else {
                 throw Unavailable(description: "rule \(rule.id): channel \(rule.channel) is not configured")
             }
+            index[rule.id] = detectors.count
             detectors.append(try make(rule, channel: channel))
         }
-        return DetectionEngine(detectors: detectors, calendar: SiteCalendar(shift: config.shift, calendar: config.calendar))
+        var machines: [(MachineDetector, sources: [Int])] = []
+        for rule in config.detectRules where rule.kind == .machine {
+            var sources: [Int] = []
+            for id in rule.sources {
+                guard let i = index[id], detectors[i] is RunStateDetector else {
+                    throw Unavailable(description: "machine rule \(rule.id): source \(id) is not a run_state rule of this config")
+                }
+                sources.append(i)
+            }
+            machines.append((machine(rule), sources))
+        }
+        return DetectionEngine(detectors: detectors, calendar: SiteCalendar(shift: config.shift, calendar: config.calendar), machines: machines)
+    }
+
+    /// A `machine` rule's detector (its sources are wired by ``engine(for:)``).
+    public static func machine(_ rule: DetectRuleSettings) -> MachineDetector {
+        let p = MachineDetector.Parameters(
+            combine: MachineDetector.Combine(rawValue: rule.choices["combine"] ?? "any") ?? .any, minStopMs: milliseconds(rule.durations["min_stop"]),
+            minRunMs: milliseconds(rule.durations["min_run"]), alarmOnIdle: rule.flags["alarm_on_idle"] ?? false,
+            severity: Severity(rawValue: rule.severity.rawValue) ?? .alarm)
+        let id = RuleIdentity(id: rule.id, version: MachineDetector.version, kind: MachineDetector.kind, channel: rule.channel, unit: "", scaleExponent: 0)
+        return MachineDetector(rule: id, parameters: p, sourceIDs: rule.sources)
     }
 
     public static func make(_ rule: DetectRuleSettings, channel: ChannelDescriptor) throws(Unavailable) -> any Detector {
@@ -40,6 +63,8 @@ public enum DetectorFactory {
         func ms(_ key: String) -> Int64 { milliseconds(rule.durations[key]) }
         let severity = Severity(rawValue: rule.severity.rawValue) ?? .alarm
         switch rule.kind {
+        case .machine:
+            throw Unavailable(description: "rule \(rule.id): a machine rule has no channel of its own; DetectorFactory.engine(for:) builds it over its sources")
         case .runState:
             let p = RunStateDetector.Parameters(
                 input: RunStateDetector.Input(rawValue: rule.choices["input"] ?? "level") ?? .level, runningAtOrAbove: number("running_at_or_above"),

@@ -44,7 +44,7 @@
 /// Rules of evidence: a failed poll (`value == nil`) neither confirms nor ends anything; it only counts
 /// towards offline. A start's `baseline` holds the two thresholds.
 ///
-/// State: 425 bytes on a 64-bit target with the default 2/2 window (``stateBytes``; 24 bytes a window sample).
+/// State: 441 bytes on a 64-bit target with the default 2/2 window (``stateBytes``; 24 bytes a window sample).
 public struct RunStateDetector: Detector {
     public static let kind = "run_state"
     public static let version: Int64 = 1
@@ -108,6 +108,9 @@ public struct RunStateDetector: Detector {
     private var belowStopMs = HealthMath.never
     private var aboveStopMs = HealthMath.never
     private var lastValidMs = HealthMath.never
+    /// The band and level of the last valid sample (for a `machine` rule); nil band after offline.
+    private var band: RunSource.Band?
+    private var level: Int64 = 0
     /// Counter input: the count and time when the counter last moved (or restarted); `never` before.
     private var counterMovedCount: Int64 = 0
     private var counterMovedMs = HealthMath.never
@@ -141,6 +144,8 @@ public struct RunStateDetector: Detector {
         let offlineEnd = gapIsOffline ? goOffline(at: sample) : nil
         lastValidMs = sample.monoMs
         guard let level = p.input == .level ? value : counterRate(value, sample.monoMs) else { return offlineEnd }
+        band = level >= p.runningAtOrAbove ? .running : level < p.stoppedBelow ? .stopped : .idle
+        self.level = level
         let runConfirmed = track(level, sample)
         let down = level < (p.alarmOnIdle ? p.runningAtOrAbove : p.stoppedBelow)
         switch phase {
@@ -225,8 +230,14 @@ public struct RunStateDetector: Detector {
         return overflow ? Int64.max / elapsed : perMinute / elapsed
     }
 
+    public var runSource: RunSource? { RunSource(band: band, lastValidMs: lastValidMs, offlineAfterMs: parameters.offlineAfterMs, level: level) }
+
+    /// "reading 12 W" or "rate 3 parts/min" of the last valid sample.
+    public var levelText: String { describe(level) }
+
     private mutating func goOffline(at sample: DetectorSample) -> Finding? {
         state = .offline
+        band = nil
         aboveRunMs = HealthMath.never
         belowRunMs = HealthMath.never
         belowStopMs = HealthMath.never

@@ -29,7 +29,7 @@ struct DetectBench {
         })
         print("bench-detect: baseline (a detector that only keeps the last value, same loop): \(format(baseline)) samples/s")
         var failures: [String] = []
-        for kind in DetectKind.allCases {
+        for kind in DetectKind.allCases where kind != .machine {
             let rule = Standard.rule(kind, channel: "site.x")
             let channel = ChannelDescriptor(id: "site.x", unit: "W", scaleExponent: -1, isNumeric: true, period: .seconds(1))
             let detector: any Detector
@@ -49,6 +49,23 @@ struct DetectBench {
                 "bench-detect: \(kind.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) \(format(rate)) samples/s/core "
                     + "(\(String(format: "%.2f", rate / baseline)) of baseline), \(bytes) B of state per channel  "
                     + "goals: >= 10 M/s \(rate >= 10e6 ? "met" : "NOT met"), <= 512 B \(bytes <= 512 ? "met" : "NOT met")")
+        }
+        // A machine rule over three run_state sources (power, counter, run signal on three channels): the
+        // engine with the machine against the same engine without it; each sample goes to one source.
+        do {
+            let channels = ["press.power", "press.strokes", "press.run"]
+            var with = try Standard.machine(channels: channels, combined: true)
+            var without = try Standard.machine(channels: channels, combined: false)
+            let rateWith = median((0..<rounds).map { _ in measure(samples) { stream.feedRoundRobin(&with, channels: channels, count: $0) } })
+            let rateWithout = median((0..<rounds).map { _ in measure(samples) { stream.feedRoundRobin(&without, channels: channels, count: $0) } })
+            let bytes = with.machines.first?.stateBytes ?? 0
+            print(
+                "bench-detect: machine     \(format(rateWith)) samples/s/core through the engine with its 3 run_state sources "
+                    + "(the sources alone: \(format(rateWithout)), \(String(format: "%.2f", rateWith / rateWithout)) of that), \(bytes) B of state  "
+                    + "goals: >= 10 M/s \(rateWith >= 10e6 ? "met" : "NOT met"), <= 512 B \(bytes <= 512 ? "met" : "NOT met")")
+        } catch {
+            print("bench-detect: machine: not built (\(error))")
+            failures.append("machine")
         }
         // The standard site: 32 Modbus channels and 8 GPIO lines, each with the rules a site would give it.
         do {
@@ -162,8 +179,22 @@ enum Standard {
         case .flatline: r.durations["duration"] = .seconds(3_600)
         case .commLoss: r.durations["duration"] = .seconds(600)
         case .contact, .baseline: break
+        case .machine: break
         }
         return r
+    }
+
+    /// Run_state rules on `channels` and, when `combined`, a machine rule over them.
+    static func machine(channels: [String], combined: Bool) throws(DetectorFactory.Unavailable) -> DetectionEngine {
+        var detectors: [any Detector] = []
+        for channel in channels {
+            let descriptor = ChannelDescriptor(id: channel, unit: "W", scaleExponent: -1, isNumeric: true, period: .seconds(1))
+            detectors.append(try DetectorFactory.make(rule(.runState, channel: channel), channel: descriptor))
+        }
+        guard combined else { return DetectionEngine(detectors: detectors, calendar: calendar) }
+        var m = rule(.machine, channel: channels.joined(separator: "+"))
+        m.sources = channels.map { "run_state-\($0)" }
+        return DetectionEngine(detectors: detectors, calendar: calendar, machines: [(DetectorFactory.machine(m), Array(detectors.indices))])
     }
 
     /// 32 Modbus channels (energy meters: run state, comm loss, flatline, baseline on power; weights:

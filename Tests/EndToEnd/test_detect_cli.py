@@ -71,6 +71,11 @@ unit = "deg"
 name = "door"
 line = "door"
 active_low = true
+
+[[gpio.input]]
+name = "press_run"
+line = "press_run"
+signal = "duty"
 """
 
 
@@ -97,7 +102,7 @@ def test_the_readme_detection_config_is_valid(tmp_path):
     check = vouch("config", "check", config)
     assert check.returncode == 0, check.stderr
     kinds = {line.split('"')[1] for line in readme_detection_config().splitlines() if line.startswith("kind = ")}
-    assert kinds == {"run_state", "weight_drop", "contact", "threshold", "count_drop", "flatline", "comm_loss", "baseline"}
+    assert kinds == {"run_state", "weight_drop", "contact", "threshold", "count_drop", "flatline", "comm_loss", "baseline", "machine"}
 
 
 def test_replay_finds_a_stop_in_the_shift_and_records_one_outside_it(tmp_path):

@@ -53,7 +53,7 @@ struct DetectConfigTests {
 
     @Test(arguments: [
         // (rule body after id/channel, where the error points, message)
-        ("kind = \"run_stat\"\nrunning_at_or_above = 1\nstopped_below = 0\n", "kind = ", "\"kind\" in [detect] is \"run_stat\"; expected one of run_state, weight_drop, contact, threshold, count_drop, flatline, comm_loss, baseline"),
+        ("kind = \"run_stat\"\nrunning_at_or_above = 1\nstopped_below = 0\n", "kind = ", "\"kind\" in [detect] is \"run_stat\"; expected one of run_state, weight_drop, contact, threshold, count_drop, flatline, comm_loss, baseline, machine"),
         ("kind = \"run_state\"\nstopped_below = 0\n", "[[detect]]", "missing key \"running_at_or_above\" in [detect] (expected a number)"),
         ("kind = \"run_state\"\nrunning_at_or_above = 100\nstopped_below = 200\n", "stopped_below = ", "\"stopped_below\" (200.0) is above \"running_at_or_above\" (100.0) in rule \"r\": a value could be stopped and running at once"),
         ("kind = \"contact\"\nduration = \"1m\"\n", "duration = ", "\"duration\" is not a parameter of kind contact (it is one of flatline, comm_loss); contact takes active_min, when"),

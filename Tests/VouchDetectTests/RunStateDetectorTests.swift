@@ -268,6 +268,6 @@ struct RunStateDetectorTests {
     }
 
     @Test func stateFitsIn512Bytes() {
-        F.expectStateBytes(detector().stateBytes, documented: 425)
+        F.expectStateBytes(detector().stateBytes, documented: 441)
     }
 }
