@@ -52,6 +52,13 @@ struct HealthHold {
 }
 
 enum HealthText {
+    /// How a confirmed stop (or idle spell) is judged by the calendar, for run_state and machine rules.
+    static func stopVerdict(_ context: SiteContext, idle: Bool) -> String {
+        if context.plannedStop { return "during a planned stop (holiday or maintenance): \(idle ? "idle" : "stop") recorded" }
+        if !context.inShift { return "outside the shift: \(idle ? "idle" : "stop") recorded" }
+        return idle ? "during the shift: machine idle, not producing" : "during the shift: production stopped"
+    }
+
     /// A duration a person reads: "45 s", "10 min", "2 h", "2 h 15 min" (truncated, not rounded, so a
     /// stop "for 10 min" has lasted at least that long).
     static func duration(_ ms: Int64) -> String {

@@ -168,14 +168,7 @@ public struct MachineDetector: Sendable {
             parts.append("\(id) \(what)")
         }
         let idle = band == .idle
-        let verdict: String
-        if context.plannedStop {
-            verdict = "during a planned stop (holiday or maintenance): \(idle ? "idle" : "stop") recorded"
-        } else if !context.inShift {
-            verdict = "outside the shift: \(idle ? "idle" : "stop") recorded"
-        } else {
-            verdict = idle ? "during the shift: machine idle, not producing" : "during the shift: production stopped"
-        }
+        let verdict = HealthText.stopVerdict(context, idle: idle)
         let text = "\(rule.id) \(idle ? "idle" : "stopped") for \(HealthText.duration(held)) (\(combineText): \(parts.joined(separator: ", "))) \(verdict)"
         return finding(.start, at: at, end: nil, explanation: text)
     }

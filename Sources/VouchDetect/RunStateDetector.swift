@@ -265,14 +265,7 @@ public struct RunStateDetector: Detector {
         let what = idle
             ? "\(describe(level)), below the running threshold \(amount(p.runningAtOrAbove)) but powered for \(HealthText.duration(held))"
             : "\(describe(level)), below the stop threshold \(amount(p.stoppedBelow)) for \(HealthText.duration(held))"
-        let verdict: String
-        if context.plannedStop {
-            verdict = "during a planned stop (holiday or maintenance): \(idle ? "idle" : "stop") recorded"
-        } else if !context.inShift {
-            verdict = "outside the shift: \(idle ? "idle" : "stop") recorded"
-        } else {
-            verdict = idle ? "during the shift: machine idle, not producing" : "during the shift: production stopped"
-        }
+        let verdict = HealthText.stopVerdict(context, idle: idle)
         return finding(.start, at: sample, end: nil, explanation: "\(what) \(verdict)")
     }
 
