@@ -126,10 +126,11 @@ public struct Agent: Sendable {
         do { uplink = try Uplink.withOwnHTTPClient(outbox: outbox, key: key, rotation: pending, settings: uplinkSettings, clock: clock, logger: logger) } catch {
             throw AgentError(.tls, error.message)
         }
-        let engine: DetectionEngine
+        var engine: DetectionEngine
         do { engine = try DetectorFactory.engine(for: config) } catch {
             throw AgentError(.detect, error.description)
         }
+        resumeDetectors(&engine, outbox: outbox, logger: logger)
         let releases = try resumeReleases(outbox: outbox, bootID: bootID, now: clock.now(), logger: logger)
         let pipeline = EvidencePipeline(
             config: config, outbox: outbox, clock: clock, logger: logger, engine: engine, releases: releases, onEvent: { uplink.sendSoon() })
@@ -160,6 +161,23 @@ public struct Agent: Sendable {
         }
         logger.info("agent \(config.device.id) starting: boot \(bootCount), key \(key.kid), binary sha256 \(binaryHash.prefix(16))…, outbox \(outbox.path), bank \(config.bank.url)\(Self.tlsSummary(config.bank))")
         return Agent(config: config, outbox: outbox, bootCount: bootCount, services: services, uplink: uplink, logger: logger)
+    }
+
+    /// Gives the rules back what they must not forget across a restart (the settled weight a
+    /// weight_drop rule measures from). An unreadable saved state is logged, and the rules start afresh.
+    static func resumeDetectors(_ engine: inout DetectionEngine, outbox: Outbox, logger: Logger) {
+        let saved: String?
+        do { saved = try outbox.state(EvidencePipeline.carryOverStateKey) } catch {
+            logger.error("could not read what the detectors kept before the restart (\(error)); they start afresh")
+            return
+        }
+        guard let saved else { return }
+        guard let kept = try? JSONDecoder().decode([String: [String: Int64]].self, from: Data(saved.utf8)) else {
+            logger.error("what the detectors kept before the restart does not decode; they start afresh")
+            return
+        }
+        let resumed = engine.resume(kept)
+        if !resumed.isEmpty { logger.notice("rules \(resumed.joined(separator: ", ")) resume from the settled values kept before the restart") }
     }
 
     /// The release windows a restart keeps (same kernel boot, time not up), after recording the end of

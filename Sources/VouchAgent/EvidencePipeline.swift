@@ -47,6 +47,13 @@ public actor EvidencePipeline {
     /// Records kept in memory while the outbox cannot be written (about 200 bytes each).
     let maxUnstored: Int
 
+    /// What the rules must not forget across a restart (``DetectionEngine/carryOver``), as last
+    /// stored, and whether it may have changed since: saved with the records of a finding or a closed
+    /// summary interval, in their transaction.
+    private var storedCarryOver: String?
+    private var carryOverDirty = false
+    public static let carryOverStateKey = "detector_carry_over"
+
     /// Open release windows: a drop they cover is a release, not an alarm (see ``ReleaseWindow``).
     private var releases: ReleaseBook
     private let releaseSettings: ReleaseSettings
@@ -59,6 +66,7 @@ public actor EvidencePipeline {
     ) {
         self.engine = engine ?? DetectionEngine(detectors: [], calendar: SiteCalendar(shift: config.shift, calendar: config.calendar))
         self.releases = releases
+        storedCarryOver = Self.encodeCarryOver(self.engine.carryOver)
         self.releaseSettings = config.release
         self.channelIDs = config.allChannels.map(\.id)
         self.outbox = outbox
@@ -103,6 +111,7 @@ public actor EvidencePipeline {
                 continue
             }
             if let closed = summarizers[reading.channel]?.add(reading) {
+                carryOverDirty = true
                 records.append(summaryRecord(closed))
                 if let raw = rawBuffers[reading.channel]?.take(channel: reading.channel) { records.append(raw) }
             }
@@ -116,10 +125,19 @@ public actor EvidencePipeline {
             }
             let released = releases.covers(channel: reading.channel, monoMs: reading.time.monoMs)
             for finding in engine.feed(channel: reading.channel, sample, releaseOpen: released).findings {
+                carryOverDirty = true
                 records.append(eventRecord(finding))
             }
         }
         store(records)
+    }
+
+    /// The carry-over as stored (sorted JSON); nil when no rule keeps anything.
+    static func encodeCarryOver(_ kept: [String: [String: Int64]]) -> String? {
+        guard !kept.isEmpty else { return nil }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return (try? encoder.encode(kept)).map { String(decoding: $0, as: UTF8.self) }
     }
 
     // MARK: release windows
@@ -221,6 +239,7 @@ public actor EvidencePipeline {
         }
         unreachable = [:]
         failingSince = [:]
+        carryOverDirty = true
         store(records, force: true)
     }
 
@@ -295,8 +314,19 @@ public actor EvidencePipeline {
         }
         // Storing again after an outage: the chain says what happened, after what was kept.
         let narration = storeOutage?.records(now: clock.now(), stamp: stamp()) ?? []
+        // The rules' carry-over, when it changed, goes in the same transaction as these records: after
+        // a power cut the agent resumes from what its last stored findings say, never from older.
+        var carryOver: String?
+        if carryOverDirty {
+            let encoded = Self.encodeCarryOver(engine.carryOver)
+            if encoded != storedCarryOver { carryOver = encoded }
+        }
         do {
-            let stored = try outbox.append(kept + narration, now: stamp())
+            let stored = try outbox.append(kept + narration, now: stamp(), state: carryOver.map { value in { _ in (Self.carryOverStateKey, value) } })
+            if carryOverDirty {
+                carryOverDirty = false
+                if let carryOver { storedCarryOver = carryOver }
+            }
             unstored = []
             if let outage = storeOutage {
                 logger.notice(

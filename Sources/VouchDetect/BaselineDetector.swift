@@ -233,9 +233,9 @@ public struct BaselineDetector: Detector {
         return Finding(
             phase: phase, rule: rule, severity: p.severity, start: start, end: end, at: at,
             params: [
-                "direction": .text(p.direction.rawValue), "scoreThreshold": .text("\(p.scoreThreshold)"), "minDurationMs": .int(p.minDurationMs),
-                "learnSamples": .int(p.learnSamples), "minSpread": .int(p.minSpread), "zeroAtDeviations": .text("\(p.zeroAtDeviations)"),
-                "oneAtDeviations": .text("\(p.oneAtDeviations)"), "learnRate": .text("\(p.learnRate)"), "severity": .text(p.severity.rawValue),
+                "direction": .text(p.direction.rawValue), "score_threshold": .text("\(p.scoreThreshold)"), "min_duration_ms": .int(p.minDurationMs),
+                "learn_samples": .int(p.learnSamples), "min_spread": .int(p.minSpread), "zero_at_deviations": .text("\(p.zeroAtDeviations)"),
+                "one_at_deviations": .text("\(p.oneAtDeviations)"), "learn_rate": .text("\(p.learnRate)"), "severity": .text(p.severity.rawValue),
             ],
             baseline: ["center": HealthMath.int64(center), "spread": HealthMath.int64(max(spread, Float(p.minSpread))), "bin": Int64(max(0, bin))],
             window: window.samples, explanation: explanation)

@@ -5,8 +5,9 @@ import VouchCore
 /// equipment when no shift runs it (`outsideShift`), an enclosure switch at all times (`always`).
 public enum DetectorWhen: String, Sendable, Equatable, CaseIterable {
     case always
-    case outsideBusinessHours
-    case outsideShift
+    /// Raw values are the config's (`when = "outside_business_hours"`), as events report them.
+    case outsideBusinessHours = "outside_business_hours"
+    case outsideShift = "outside_shift"
 
     @inline(__always)
     public func holds(_ context: SiteContext) -> Bool {

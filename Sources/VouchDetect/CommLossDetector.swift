@@ -76,7 +76,7 @@ public struct CommLossDetector: Detector {
     private func finding(_ phase: Finding.Phase, at: DetectorSample, end: DetectorSample?, explanation: String) -> Finding {
         Finding(
             phase: phase, rule: rule, severity: parameters.severity, start: firstFailed, end: end, at: at,
-            params: ["durationMs": .int(parameters.durationMs), "severity": .text(parameters.severity.rawValue)],
+            params: ["duration_ms": .int(parameters.durationMs), "severity": .text(parameters.severity.rawValue)],
             window: window.samples, explanation: explanation)
     }
 }

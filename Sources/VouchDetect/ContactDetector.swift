@@ -80,7 +80,7 @@ public struct ContactDetector: Detector {
         Finding(
             phase: phase, rule: rule, severity: parameters.severity, start: condition.start, end: end, at: at,
             params: [
-                "activeMinMs": .int(parameters.activeMinMs), "when": .text(parameters.when.rawValue),
+                "active_min_ms": .int(parameters.activeMinMs), "when": .text(parameters.when.rawValue),
                 "severity": .text(parameters.severity.rawValue),
             ],
             window: condition.window.samples, explanation: text)

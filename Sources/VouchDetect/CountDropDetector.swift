@@ -105,7 +105,28 @@ public struct CountDropDetector: Detector {
         case .pilferage, .pilferageRecorded:
             // No cumulative tolerance is given to the core, so it never reports pilferage.
             return nil
+        case .lossWhileAway(let count):
+            let loss = DetectorMath.minus(from, count)
+            let text = core.isRelease
+                ? "count settled at \(rule.format(count)) after the agent restarted, \(rule.format(loss)) below the \(rule.format(from)) settled before it stopped, inside the release window: released"
+                : "count settled at \(rule.format(count)) after the agent restarted, \(rule.format(loss)) below the \(rule.format(from)) settled before it stopped: items left while the gateway was not watching"
+            return finding(.start, severity, core.start, sample, ["settled": from, "after": count], text)
+        case .awayLossRecorded:
+            return finding(
+                .end, severity, core.start, sample, ["settled": from, "after": core.baseline],
+                "loss while the gateway was not watching on record: \(rule.format(DetectorMath.minus(from, core.baseline))); the settled count is now \(rule.format(core.baseline))")
         }
+    }
+
+    /// A counter that must never go down keeps nothing: its running total may restart with the agent
+    /// (GPIO pulse counters do), which is not tampering.
+    public var carryOver: [String: Int64]? {
+        parameters.backwardsIsTamper ? nil : core.carryOver.map { ["baseline": $0.baseline, "reference": $0.reference] }
+    }
+
+    public mutating func resume(_ carried: [String: Int64]) {
+        guard !parameters.backwardsIsTamper, let baseline = carried["baseline"], let reference = carried["reference"] else { return }
+        core.resume(baseline: baseline, reference: reference)
     }
 
     private mutating func feedMonotonic(_ sample: DetectorSample) -> Finding? {
@@ -153,8 +174,8 @@ public struct CountDropDetector: Detector {
         Finding(
             phase: phase, rule: rule, severity: severity, start: start, end: phase == .end ? at : nil, at: at,
             params: [
-                "dropAbs": .int(parameters.dropAbs), "settleMs": .int(parameters.settleMs),
-                "when": .text(parameters.when.rawValue), "backwardsIsTamper": HealthText.flag(parameters.backwardsIsTamper),
+                "drop": .int(parameters.dropAbs), "settle_ms": .int(parameters.settleMs),
+                "when": .text(parameters.when.rawValue), "backwards_is_tamper": HealthText.flag(parameters.backwardsIsTamper),
             ],
             baseline: baseline, window: core.window.samples, explanation: text)
     }

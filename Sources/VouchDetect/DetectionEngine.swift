@@ -58,6 +58,33 @@ public struct DetectionEngine: Sendable {
         return (score, findings)
     }
 
+    /// What the rules must not forget across an agent restart (``Detector/carryOver``), by
+    /// ``carryOverKey(_:)``. Empty when no rule keeps anything.
+    public var carryOver: [String: [String: Int64]] {
+        var kept: [String: [String: Int64]] = [:]
+        for d in detectors {
+            if let values = d.carryOver { kept[Self.carryOverKey(d.rule)] = values }
+        }
+        return kept
+    }
+
+    /// What was kept is given back to the rule with the same id, kind, channel and scale (a rule
+    /// changed in any of those starts afresh). Returns the ids of the rules that resumed.
+    @discardableResult
+    public mutating func resume(_ kept: [String: [String: Int64]]) -> [String] {
+        var resumed: [String] = []
+        for i in detectors.indices {
+            guard let values = kept[Self.carryOverKey(detectors[i].rule)] else { continue }
+            detectors[i].resume(values)
+            resumed.append(detectors[i].rule.id)
+        }
+        return resumed
+    }
+
+    public static func carryOverKey(_ rule: RuleIdentity) -> String {
+        "\(rule.id)|\(rule.kind)|\(rule.channel)|\(rule.scaleExponent)"
+    }
+
     /// Bytes of detector state per channel (the sum over the channel's detectors).
     public var stateBytesByChannel: [String: Int] {
         byChannel.mapValues { $0.reduce(0) { $0 + detectors[$1].stateBytes } }

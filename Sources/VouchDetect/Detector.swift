@@ -138,10 +138,18 @@ public protocol Detector: Sendable {
     var stateBytes: Int { get }
     /// What a `machine` rule combining several run-state sources needs of this one; nil for other kinds.
     var runSource: RunSource? { get }
+    /// What this rule must not forget when the agent restarts, or nil: the settled weight or count a
+    /// collateral rule measures drops from. Without it, stock taken while the gateway was off would
+    /// become the new normal at the restart.
+    var carryOver: [String: Int64]? { get }
+    /// Takes back what ``carryOver`` gave before the restart; called once, before the first sample.
+    mutating func resume(_ carried: [String: Int64])
 }
 
 extension Detector {
     public var runSource: RunSource? { nil }
+    public var carryOver: [String: Int64]? { nil }
+    public mutating func resume(_ carried: [String: Int64]) {}
 }
 
 /// A run-state source as a ``MachineDetector`` sees it: the band of its last valid sample and how fresh that is.

@@ -83,7 +83,7 @@ public struct FlatlineDetector: Detector {
     private func finding(_ phase: Finding.Phase, at: DetectorSample, end: DetectorSample?, explanation: String) -> Finding {
         Finding(
             phase: phase, rule: rule, severity: .warning, start: runStart, end: end, at: at,
-            params: ["epsilon": .int(parameters.epsilon), "durationMs": .int(parameters.durationMs)],
-            baseline: ["stuckValue": runValue], window: window.samples, explanation: explanation)
+            params: ["epsilon": .int(parameters.epsilon), "duration_ms": .int(parameters.durationMs)],
+            baseline: ["stuck_value": runValue], window: window.samples, explanation: explanation)
     }
 }

@@ -304,11 +304,11 @@ public struct RunStateDetector: Detector {
         return Finding(
             phase: phase, rule: rule, severity: eventSeverity, start: start, end: end, at: at,
             params: [
-                "input": .text(p.input.rawValue), "runningAtOrAbove": .int(p.runningAtOrAbove), "stoppedBelow": .int(p.stoppedBelow),
-                "minStopMs": .int(p.minStopMs), "minRunMs": .int(p.minRunMs), "offlineAfterMs": .int(p.offlineAfterMs),
-                "alarmOnIdle": HealthText.flag(p.alarmOnIdle),
+                "input": .text(p.input.rawValue), "running_at_or_above": .int(p.runningAtOrAbove), "stopped_below": .int(p.stoppedBelow),
+                "min_stop_ms": .int(p.minStopMs), "min_run_ms": .int(p.minRunMs), "offline_after_ms": .int(p.offlineAfterMs),
+                "alarm_on_idle": HealthText.flag(p.alarmOnIdle),
             ],
-            baseline: ["runningAtOrAbove": p.runningAtOrAbove, "stoppedBelow": p.stoppedBelow],
+            baseline: ["running_at_or_above": p.runningAtOrAbove, "stopped_below": p.stoppedBelow],
             window: window.samples, explanation: explanation)
     }
 }

@@ -2,7 +2,7 @@
 /// ``CountDropDetector`` (a count is a weight without noise or pilferage). Owns the evidence window;
 /// the detectors turn its steps into findings.
 struct SettledDrop: Sendable {
-    enum Phase: UInt8, Sendable { case unsettled, watching, candidate, drop, pilferage }
+    enum Phase: UInt8, Sendable { case unsettled, watching, candidate, drop, pilferage, resumed, awayLoss }
 
     enum Step: Sendable, Equatable {
         /// The drop held `settleMs`: the event starts (`start`, `eventFrom`, `isRelease` describe it).
@@ -13,6 +13,11 @@ struct SettledDrop: Sendable {
         case pilferage
         /// The pilferage event ends.
         case pilferageRecorded
+        /// After a restart (``resume(baseline:reference:)``), the first settled weight is beyond the
+        /// tolerance below the baseline kept from before: it left while the agent was not watching.
+        case lossWhileAway(weight: Int64)
+        /// That event ends.
+        case awayLossRecorded
     }
 
     // The parameters, Optionals as `none` (saves their padding: this is per-channel state).
@@ -71,6 +76,26 @@ struct SettledDrop: Sendable {
 
     private static func given(_ v: Int64) -> Int64? { v == none ? nil : v }
 
+    /// The baseline and reference to keep across a restart; nil before the first settle. A confirmed
+    /// drop is on record: what is kept is the weight it fell to (its lowest reading), so a restart
+    /// before it settles does not report the same loss again, only a further one.
+    var carryOver: (baseline: Int64, reference: Int64)? {
+        switch phase {
+        case .unsettled: nil
+        case .drop: (lowest, lowest)
+        case .resumed, .watching, .candidate, .pilferage, .awayLoss: (baseline, reference)
+        }
+    }
+
+    /// Starts from a baseline and reference kept from before a restart: the first weight to settle is
+    /// compared with them (``Step/lossWhileAway(weight:)``) instead of becoming the baseline.
+    mutating func resume(baseline: Int64, reference: Int64) {
+        guard phase == .unsettled else { return }
+        setBaseline(baseline)
+        setReference(reference)
+        phase = .resumed
+    }
+
     /// `watched`: whether a drop may begin (or go on unconfirmed) now; a confirmed drop runs on.
     mutating func step(_ sample: DetectorSample, _ context: SiteContext, watched: Bool = true) -> Step? {
         // Observed last, so that a window begun at this sample keeps the full `before` samples ahead of it.
@@ -88,6 +113,31 @@ struct SettledDrop: Sendable {
             setBaseline(middle)
             setReference(middle)
             return nil
+        case .resumed:
+            guard settled else { return nil }
+            if middle < dropLimit, watched {
+                phase = .awayLoss
+                startSample = EvidenceWindow.Packed(sample)
+                eventFrom = baseline
+                lowest = runMin
+                isRelease = context.releaseOpen
+                window.begin(at: sample)
+                score = 1
+                setBaseline(middle)
+                setReference(middle)
+                return .lossWhileAway(weight: middle)
+            }
+            // Within tolerance: the weight is the baseline again; the kept reference goes on measuring
+            // pilferage (a restock while away raises it, as in `watching`).
+            phase = .watching
+            setBaseline(middle)
+            if context.releaseOpen || middle > DetectorMath.plus(reference, noise) { setReference(middle) }
+            return nil
+        case .awayLoss:
+            phase = .watching
+            window.finish()
+            score = watchingScore(value)
+            return .awayLossRecorded
         case .watching:
             if value < dropLimit, watched {
                 phase = .candidate

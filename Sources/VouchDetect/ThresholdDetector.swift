@@ -107,7 +107,7 @@ public struct ThresholdDetector: Detector {
             phase: phase, rule: rule, severity: parameters.severity, start: condition.start, end: end, at: at,
             params: [
                 "above": DetectorText.optional(parameters.above), "below": DetectorText.optional(parameters.below),
-                "minDurationMs": .int(parameters.minDurationMs), "hysteresis": .int(parameters.hysteresis),
+                "min_duration_ms": .int(parameters.minDurationMs), "hysteresis": .int(parameters.hysteresis),
                 "when": .text(parameters.when.rawValue), "severity": .text(parameters.severity.rawValue),
             ],
             baseline: baseline, window: condition.window.samples, explanation: text)

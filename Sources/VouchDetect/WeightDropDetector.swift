@@ -28,6 +28,12 @@
 ///   confirmed, so its `.end` follows the `.start` at the next readable sample.
 /// - `pilferage(start)`: found when a run settles, so there is nothing left to wait for: the
 ///   reference moves to the settled weight and the `.end` follows at the next readable sample.
+/// - Across an agent restart (``carryOver`` kept by the agent, ``resume(_:)``): `resumed` holds the
+///   baseline and reference from before; the first run to settle more than the tolerance below the
+///   baseline is a loss while the gateway was not watching (`awayLoss`, `.start` dated at that settle,
+///   `.end` at the next readable sample; `.record` inside a release window); within tolerance it is
+///   the baseline again and the kept reference goes on measuring pilferage. During a confirmed drop
+///   the weight it fell to is kept, so a restart does not report the same loss twice.
 ///
 /// Rules of evidence:
 /// - A sudden drop is dated by its first sample beyond the tolerance and confirmed at the first
@@ -128,7 +134,25 @@ public struct WeightDropDetector: Detector {
             return finding(
                 .end, .alarm, sample, ["reference": from, "settled": core.baseline],
                 "pilferage on record: \(rule.format(DetectorMath.minus(from, core.baseline))) below the old reference \(rule.format(from)); the reference is now \(rule.format(core.reference))")
+        case .lossWhileAway(let weight):
+            let loss = DetectorMath.minus(from, weight)
+            let share = DetectorText.percent(DetectorMath.share(loss, of: from))
+            let text = core.isRelease
+                ? "weight settled at \(rule.format(weight)) after the agent restarted, \(rule.format(loss)) below the \(rule.format(from)) settled before it stopped, inside the release window: released"
+                : "weight settled at \(rule.format(weight)) after the agent restarted, \(rule.format(loss)) (\(share)) below the \(rule.format(from)) settled before it stopped: stock left while the gateway was not watching"
+            return finding(.start, severity, sample, ["settled": from, "after": weight], text)
+        case .awayLossRecorded:
+            return finding(
+                .end, severity, sample, ["settled": from, "after": core.baseline],
+                "loss while the gateway was not watching on record: \(rule.format(DetectorMath.minus(from, core.baseline))); the baseline is now \(rule.format(core.baseline))")
         }
+    }
+
+    public var carryOver: [String: Int64]? { core.carryOver.map { ["baseline": $0.baseline, "reference": $0.reference] } }
+
+    public mutating func resume(_ carried: [String: Int64]) {
+        guard let baseline = carried["baseline"], let reference = carried["reference"] else { return }
+        core.resume(baseline: baseline, reference: reference)
     }
 
     private func finding(_ phase: Finding.Phase, _ severity: Severity, _ at: DetectorSample, _ baseline: [String: Int64], _ text: String) -> Finding {
@@ -136,9 +160,9 @@ public struct WeightDropDetector: Detector {
         return Finding(
             phase: phase, rule: rule, severity: severity, start: core.start, end: phase == .end ? at : nil, at: at,
             params: [
-                "toleranceAbs": DetectorText.optional(p.toleranceAbs), "tolerancePerMille": DetectorText.optional(p.tolerancePerMille),
-                "noise": .int(p.noise), "settleMs": .int(p.settleMs),
-                "cumulativeAbs": DetectorText.optional(p.cumulativeAbs), "cumulativePerMille": DetectorText.optional(p.cumulativePerMille),
+                "tolerance": DetectorText.optional(p.toleranceAbs), "tolerance_per_mille": DetectorText.optional(p.tolerancePerMille),
+                "noise": .int(p.noise), "settle_ms": .int(p.settleMs),
+                "cumulative": DetectorText.optional(p.cumulativeAbs), "cumulative_per_mille": DetectorText.optional(p.cumulativePerMille),
             ],
             baseline: baseline, window: core.window.samples, explanation: text)
     }

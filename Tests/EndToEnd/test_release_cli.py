@@ -6,6 +6,7 @@ with who asked, as the kernel reports the Unix user.
 import json
 import os
 import pwd
+import signal
 import sys
 import time
 from pathlib import Path
@@ -151,3 +152,24 @@ def test_release_windows_on_a_running_agent(scale_site):
     assert acts[0]["params"]["reason"] == "sale to Koné Ltd, invoice 2291" and acts[0]["params"]["for_ms"] == 600_000
     assert acts[1]["params"]["release"] == window["id"] and acts[1]["params"]["note"] == "truck gone"
     assert site.stop_process("agent") == 0
+
+
+def test_stock_taken_while_the_agent_was_killed_is_an_alarm_at_its_restart(scale_site):
+    site = scale_site
+    site._spawn("bank", [str(site.bin_dir / "vouch-bank"), "serve", "--db", str(site.bank_db), "--key", str(site.bank_key),
+                         "--listen", f"127.0.0.1:{site.bank_port}"])
+    assert wait_for_port(site.bank_port), "vouch-bank did not start"
+    site.start_agent()
+    # Settled at 10 t (3 s) and kept with the first summaries (every 5 s).
+    assert wait_until(lambda: len(site.batches()) >= 3, timeout=30)
+    time.sleep(6)
+    agent = site.processes["agent"]
+    os.killpg(agent.pid, signal.SIGKILL)
+    agent.wait()
+    weigh(site.scale_port, 8_000)  # 2 t leave while nothing watches
+    site.start_agent(append=True)
+    found = wait_until(lambda: [e for e in starts(site) if e["rule"] == "stock-left"], timeout=30)
+    assert len(found) == 1 and found[0]["severity"] == "alarm", found
+    assert "after the agent restarted, 2000 kg (20.0 %) below the 10000 kg settled before it stopped" in found[0]["explanation"], found
+    assert [e["rule"] for e in starts(site) if e["channel"] == "gateway"] == ["agent-crash"]
+    assert "resume from the settled values kept before the restart" in site.logs["agent"].read_text()

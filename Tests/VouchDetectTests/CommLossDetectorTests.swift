@@ -24,7 +24,7 @@ struct CommLossDetectorTests {
         #expect(start.phase == .start && start.severity == .warning)
         #expect(start.start == F.sample(30, nil, intervalMs: Self.interval) && out[0].index == 90)
         #expect(start.explanation == "no valid reading for 10 min: sensor unplugged or bus fault")
-        #expect(start.params == ["durationMs": .int(600_000), "severity": .text("warning")] && start.baseline.isEmpty)
+        #expect(start.params == ["duration_ms": .int(600_000), "severity": .text("warning")] && start.baseline.isEmpty)
         #expect(start.window.count == 6 && start.window[3] == start.start && start.window[2].value != nil)
         let end = out[1].finding
         #expect(end.phase == .end && out[1].index == 110 && end.end == F.sample(110, end.end?.value, intervalMs: Self.interval))

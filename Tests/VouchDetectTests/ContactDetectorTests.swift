@@ -21,7 +21,7 @@ struct ContactDetectorTests {
         #expect(at == 40, "confirmed activeMinMs after the first active sample (delay ≤ minimum + 1 interval)")
         #expect(start.phase == .start && start.severity == .alarm && start.start == bench.sample(10, 1))
         #expect(start.explanation == "door.main active for 30 s outside business hours (rule: 30 s): nobody is expected on site")
-        #expect(start.params == ["activeMinMs": .int(30_000), "when": .text("outsideBusinessHours"), "severity": .text("alarm")])
+        #expect(start.params == ["active_min_ms": .int(30_000), "when": .text("outside_business_hours"), "severity": .text("alarm")])
         #expect(start.window.count == 12 && start.window[5] == bench.sample(9, 0) && start.window[6] == start.start, "6 samples before the start, 6 from it")
         let (endAt, end) = findings[1]
         #expect(endAt == 50 && end.phase == .end && end.start == start.start && end.end == bench.sample(50, 0))

@@ -28,7 +28,7 @@ struct CountDropDetectorTests {
         #expect(at == 160, "confirmed settleMs after the drop")
         #expect(start.severity == .alarm && start.start == bench.sample(100, 412) && start.baseline == ["settled": 450])
         #expect(start.explanation == "count 412 pallets, 38 pallets below the settled 450 pallets for 1 min, outside any release window: items left")
-        #expect(start.params == ["dropAbs": .int(10), "settleMs": .int(60_000), "when": .text("always"), "backwardsIsTamper": .text("false")])
+        #expect(start.params == ["drop": .int(10), "settle_ms": .int(60_000), "when": .text("always"), "backwards_is_tamper": .text("false")])
         #expect(start.window.count == 6 && start.window[2] == bench.sample(99, 450) && start.window[3] == start.start)
         let (endAt, end) = findings[1]
         #expect(endAt == 161 && end.phase == .end && end.severity == .alarm)

@@ -27,7 +27,7 @@ struct FlatlineDetectorTests {
         #expect(start.start == F.sample(60, 4120, intervalMs: Self.interval))
         #expect(out[0].index == 180, "confirmed exactly 2 h after the first stuck sample")
         #expect(start.explanation == "value stuck at 412.0 W for 2 h: sensor stuck or disconnected")
-        #expect(start.baseline == ["stuckValue": 4120] && start.params == ["epsilon": .int(1), "durationMs": .int(7_200_000)])
+        #expect(start.baseline == ["stuck_value": 4120] && start.params == ["epsilon": .int(1), "duration_ms": .int(7_200_000)])
         #expect(start.window.count == 6 && start.window[3] == start.start, "3 samples before, the start, 2 after")
         let end = out[1].finding
         #expect(end.phase == .end && end.start == start.start && out[1].index == 210)

@@ -32,8 +32,8 @@ struct RunStateDetectorTests {
         #expect(start.start == F.sample(60, start.start.value, intervalMs: Self.interval), "dated at the first sample below 300 W")
         #expect(i == 90, "confirmed exactly 5 min after the first low sample")
         #expect(start.at.monoMs - start.start.monoMs <= Self.params.minStopMs + Self.interval)
-        #expect(start.baseline == ["runningAtOrAbove": 1000, "stoppedBelow": 300])
-        #expect(start.params["minStopMs"] == .int(300_000) && start.params["alarmOnIdle"] == .text("false") && start.params.count == 7)
+        #expect(start.baseline == ["running_at_or_above": 1000, "stopped_below": 300])
+        #expect(start.params["min_stop_ms"] == .int(300_000) && start.params["alarm_on_idle"] == .text("false") && start.params.count == 7)
         #expect(start.explanation.contains("below the stop threshold 300 W for 5 min during the shift: production stopped"), "\(start.explanation)")
         #expect(start.window.count == 4 && start.window[2] == start.start, "2 samples before the start, the start, 1 after")
         let (j, end) = out[1]

@@ -27,7 +27,7 @@ struct ThresholdDetectorTests {
         #expect(start.start == bench.sample(20, 120) && start.severity == .alarm)
         #expect(start.explanation == "tilt.excavator at 12.0 ° (farthest 12.0 °), above the limit 5.0 ° for 10 s outside the shift")
         #expect(start.baseline == ["above": 50, "below": -50])
-        #expect(start.params["hysteresis"] == .int(0) && start.params["when"] == .text("outsideShift") && start.params.count == 6)
+        #expect(start.params["hysteresis"] == .int(0) && start.params["when"] == .text("outside_shift") && start.params.count == 6)
         #expect(start.window.count == 10 && start.window[5] == start.start)
         #expect(findings[1].0 == 35 && findings[1].1.phase == .end && findings[1].1.durationMs == 15_000)
     }

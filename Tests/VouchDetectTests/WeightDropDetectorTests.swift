@@ -32,7 +32,7 @@ struct WeightDropDetectorTests {
         #expect(start.explanation.contains("below the settled 11"), "\(start.explanation)")
         #expect(start.explanation.contains("outside any release window: stock left the scale"))
         #expect(start.explanation.hasPrefix("weight 8"))
-        #expect(start.params["toleranceAbs"] == .int(500) && start.params["tolerancePerMille"] == .text("none"))
+        #expect(start.params["tolerance"] == .int(500) && start.params["tolerance_per_mille"] == .text("none"))
         #expect(start.params.count == 6)
         // 4 samples before the drop, then the samples from it on.
         #expect(start.window.count == 8 && start.window[4] == start.start && start.window[3] == bench.sample(99, values[99]))
