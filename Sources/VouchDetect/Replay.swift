@@ -155,7 +155,13 @@ public struct Replay {
         public var values: [Int64?]
         public var scores: [Double]
         public var events: [[String]]
+        /// False where the cell was `-`: the channel was not sampled at this row (nothing was fed).
+        public var sampled: [Bool] = []
     }
+
+    /// A cell saying the channel was not sampled at this row, so channels polled at different rates
+    /// can share one CSV (an empty cell is a failed reading, which the detectors see).
+    public static let notSampled = "-"
 
     /// The id an event is known by in a replay's output: its rule, channel and start.
     public static func eventID(_ finding: Finding) -> String {
@@ -190,6 +196,14 @@ public struct Replay {
             }
             var out = Row(line: line, timestamp: stamp, wallMs: wall, values: [], scores: [], events: [])
             for channel in channels {
+                if cells[channel.column].trimmingCharacters(in: .whitespaces) == Self.notSampled {
+                    out.values.append(nil)
+                    out.scores.append(0)
+                    out.events.append([])
+                    out.sampled.append(false)
+                    continue
+                }
+                out.sampled.append(true)
                 let value: Int64?
                 switch CSVHistory.scaled(cells[channel.column], exponent: channel.scaleExponent) {
                 case .success(let v): value = v

@@ -10,7 +10,8 @@ struct DetectReplay: ParsableCommand {
         discussion: """
             The CSV has a header row, a timestamp column (ISO 8601 with or without an offset; without one it \
             is local time in the config's [shift] time zone; or epoch seconds or milliseconds) and value \
-            columns in the channel's units (an empty cell is a failed reading). Each configured channel \
+            columns in the channel's units (an empty cell is a failed reading; "-" means the channel was not \
+            sampled at that row, so channels polled at different rates can share one file). Each configured channel \
             whose id is a column name is replayed, or name them with --channel CHANNEL[=COLUMN]. A column \
             named "release" says when a release window was open (1) or not (0), as `vouch release open` \
             would have recorded it live. The same \
@@ -77,8 +78,12 @@ struct DetectReplay: ParsableCommand {
                     rowCount += 1
                     var fields = [row.timestamp]
                     for (i, c) in channels.enumerated() {
-                        fields.append(row.values[i].map { DetectorFormatting.decimal($0, c.scaleExponent) } ?? "")
-                        fields.append(String(format: "%.4f", row.scores[i]))
+                        if row.sampled.indices.contains(i), !row.sampled[i] {
+                            fields += [Replay.notSampled, ""]
+                        } else {
+                            fields.append(row.values[i].map { DetectorFormatting.decimal($0, c.scaleExponent) } ?? "")
+                            fields.append(String(format: "%.4f", row.scores[i]))
+                        }
                         fields.append(row.events[i].joined(separator: ";"))
                     }
                     rowSink.write(fields.map(Self.csvField).joined(separator: ",") + "\n")

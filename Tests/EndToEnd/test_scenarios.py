@@ -199,6 +199,19 @@ def test_each_label_is_in_the_csv_at_its_time(suite, name, what, k):
             assert in_shift(t, lab, config) and not in_maintenance(t, config)
         else:
             assert not in_shift(t, lab, config) or in_maintenance(t, config)
+    elif rule["kind"] == "threshold":
+        held = [v for v in h.values(column, t, t + generate.seconds(rule["min_duration"]) + 120) if v is not None]
+        assert held and all(v > rule["above"] for v in held)
+        assert h.last_valid_before(column, t) <= rule["above"]
+        assert rule["when"] == "outside_shift" and not in_shift(t, lab, config)
+    elif rule["kind"] == "baseline":
+        # Idle in the shift on a weekday: about 8 % of the running level, where the same hour of the
+        # previous weeks ran at full power.
+        held = [v for v in h.values(column, t, t + generate.seconds(rule["min_duration"]) + 120) if v is not None]
+        week_before = [v for v in h.values(column, t - 7 * 86400, t - 7 * 86400 + generate.seconds(rule["min_duration"])) if v is not None]
+        assert held and max(held) < 0.15 * statistics.median(week_before)
+        assert h.last_valid_before(column, t) > 0.5 * statistics.median(week_before)
+        assert in_shift(t, lab, config)
     else:
         pytest.fail(f"no check for kind {rule['kind']}")
 

@@ -430,6 +430,7 @@ NOISE = {
     "press.energy": "counter of the true power, truncated to 0.1 kWh; fails with the power channel (same device)",
     "scale.weight": "24 t; Gaussian sigma 0.07 % of reading clipped to +-0.2 %, +-0.03 % daily temperature drift, 2-6 forklift bumps a business day of +-0.6-1.2 % lasting 1-2 samples (< settle 5m); 0.1 % failed polls + one 3-poll burst a week",
     "gpio.door": "4-9 openings a business day of 2-20 min inside business hours; contact bounce (one sample of the opposite state) at 30 % of openings and closings",
+    "loader.tilt": "parked: 0.8 deg, Gaussian sigma 0.15 clipped to +-0.4; working in the shift: uniform -7 to +9 deg in 85 % of minutes; 0.1 % failed polls + one 3-poll burst a week",
     "gpio.motion": "PIR: a hit in 35 % of business-hour minutes; one single-sample false trigger on 70 % of nights (active_min 3m filters it)",
 }
 
@@ -690,6 +691,61 @@ def normal_door_week() -> Scenario:
     return s
 
 
+LOADER_RULE = {"id": "loader-moved", "kind": "threshold", "channel": "loader.tilt", "above": 5, "min_duration": "2m", "when": "outside_shift", "hysteresis": 1}
+LOADER_DEVICE = ("loader", "tcp://10.20.0.13:502", [
+    {"name": "tilt", "register": "input", "address": 4, "type": "i16", "scale": 0.1, "decimals": 1, "unit": "deg"},
+])
+IDLENESS_RULE = {"id": "press-usual", "kind": "baseline", "channel": "press.power", "direction": "below", "min_duration": "45m", "learn": "7d"}
+
+
+def parked_loader() -> Scenario:
+    """A pledged wheel loader with a tilt sensor: it works in the shift (tilting either way as it digs),
+    is parked at 0.8 deg outside it, and is driven onto a low-loader on Wednesday night."""
+    seed, name = 1501, "parked-loader-moved"
+    rng = random.Random(seed)
+    clock = Clock("2026-02-23T00:00", "2026-02-27T00:00")
+    rules = [dict(LOADER_RULE)]
+    config = config_text(name, [LOADER_DEVICE], [], rules, business_hours=False)
+    moved, loaded = utc("2026-02-26T01:50"), utc("2026-02-26T02:05")
+    tilt = []
+    for t in clock.grid:
+        lt = local(t)
+        working = lt.weekday() < 5 and (6, 10) <= (lt.hour, lt.minute) < (21, 40)
+        if moved <= t < loaded:
+            tilt.append(12.0 + clipped_gauss(rng, 1.5, 3.0))  # up the ramp
+        elif t >= loaded:
+            tilt.append(2.5 + clipped_gauss(rng, 0.15, 0.4))  # on the truck bed: no longer at the parking angle, under the limit
+        elif working and rng.random() < 0.85:
+            tilt.append(rng.uniform(-7.0, 9.0))  # digging, loading, turning
+        else:
+            tilt.append(0.8 + clipped_gauss(rng, 0.15, 0.4))  # parked
+    failed = modbus_failures(rng, clock, avoid=(moved,))
+    s = Scenario(name, seed, "alarm", "A parked wheel loader is driven onto a low-loader at 01:50 on Thursday night (tilt 12 deg for 15 min).",
+                 clock, rules, config, {"loader.tilt": fmt(tilt, 1, failed)})
+    s.alarms.append(expectation(rules[0], moved, "warning", "the loader tilts 12 deg at 01:50 local, outside the shift: it is being moved"))
+    s.notes.append("In the shift the loader works and tilts up to 9 deg in most minutes: not events (when = outside_shift).")
+    s.notes.append("On the truck bed it reads 2.5 deg: under the limit, so the event ends; the move is on record.")
+    return s
+
+
+def unusual_idleness() -> Scenario:
+    """Two normal press weeks to learn from, then a Wednesday afternoon with the press powered but idle."""
+    idle_from, idle_to = "2026-07-15T14:05", "2026-07-15T17:35"
+
+    def edit(s, press, clock, rng):
+        press.override(utc(idle_from), utc(idle_to), IDLE)
+        s.rules.append(dict(IDLENESS_RULE))
+        s.alarms.append(expectation(IDLENESS_RULE, utc(idle_from), "warning",
+                                    "the press idles 14:05-17:35 local on Wednesday in the shift (hydraulics on, not pressing): run_state sees idle, a normal state; the learned week says it should be pressing"))
+        s.notes.append("press-stop (run_state) raises nothing: idle is not a stop unless alarm_on_idle. The baseline learns for 7 days, then scores.")
+        s.notes.append("The baseline's bins are two-hour blocks: the 12:00-14:00 block holds the lunch break, so idling there is less unusual by design (an earlier draft idled from 13:00 and was flagged only from 14:00).")
+
+    s = press_scenario("unusual-idleness", 1502, "alarm", "After two normal weeks, the press idles 3.5 h on a Wednesday afternoon (14:05-17:35) in the shift.",
+                       "2026-07-01T00:00", "2026-07-17T00:00", edit, jams=2, avoid=(utc(idle_from),))
+    s.config = config_text(s.name, [PRESS_DEVICE], [], s.rules, business_hours=False)
+    return s
+
+
 SCENARIOS = {
     "theft-at-night": theft_at_night,
     "authorized-release": authorized_release,
@@ -705,6 +761,8 @@ SCENARIOS = {
     "normal-press-week": normal_press_week,
     "normal-warehouse-week": normal_warehouse_week,
     "normal-door-week": normal_door_week,
+    "parked-loader-moved": parked_loader,
+    "unusual-idleness": unusual_idleness,
 }
 
 

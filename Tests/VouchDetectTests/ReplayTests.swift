@@ -130,3 +130,29 @@ struct ReplayReleaseColumnTests {
         }
     }
 }
+
+struct ReplayNotSampledTests {
+    /// Counts what it is fed: a value, or a failed reading.
+    struct Counter: Detector {
+        let rule: RuleIdentity
+        var score: Double { 0 }
+        var stateBytes: Int { 0 }
+        init(_ channel: String) { rule = RuleIdentity(id: channel, version: 1, kind: "probe", channel: channel, unit: "", scaleExponent: 0) }
+        mutating func feed(_ sample: DetectorSample, _ context: SiteContext) -> Finding? {
+            Finding(phase: .start, rule: rule, severity: .record, start: sample, at: sample, params: [:], window: [], explanation: sample.value == nil ? "failed" : "value")
+        }
+    }
+
+    @Test("a \"-\" cell feeds nothing: a door sampled every 10 s and a weight every 60 s share one CSV; an empty cell is still a failed reading")
+    func notSampledCellsAreSkipped() throws {
+        var engine = DetectionEngine(detectors: [Counter("door"), Counter("weight")], calendar: ReplayTests.calendar)
+        let csv = "t,door,weight\n1764583200,0,100\n1764583210,1,-\n1764583220,1, - \n1764583230,0,\n"
+        var fed: [String] = []
+        var rows: [Replay.Row] = []
+        try Replay.run(
+            try CSVHistory(text: csv, timestamp: nil), channels: [.init(id: "door", column: 1, scaleExponent: 0), .init(id: "weight", column: 2, scaleExponent: 0)],
+            engine: &engine, zoneID: "UTC", row: { rows.append($0) }, finding: { fed.append("\($0.rule.id) \($0.explanation)") })
+        #expect(fed == ["door value", "weight value", "door value", "door value", "door value", "weight failed"])
+        #expect(rows.map(\.sampled) == [[true, true], [true, false], [true, false], [true, true]])
+    }
+}
