@@ -10,25 +10,30 @@ public struct DetectionEngine: Sendable {
     public private(set) var machines: [MachineDetector]
     /// Indices into `detectors` by channel.
     private let byChannel: [String: [Int]]
-    /// For a detector that is a machine's source: which machine, in which slot.
-    private let machineSlots: [Int: [(machine: Int, slot: Int)]]
-    /// Each machine's sources, as indices into `detectors`.
-    private let machineSources: [[Int]]
+    /// By detector index: the machines it is a source of, and in which slot (empty for most).
+    private let machineSlots: [[(machine: Int, slot: Int)]]
 
     /// `machines` pairs each machine with the indices in `detectors` of its sources, in slot order.
     public init(detectors: [any Detector], calendar: SiteCalendar, machines: [(MachineDetector, sources: [Int])] = []) {
         self.detectors = detectors
         self.calendar = calendar
-        self.machines = machines.map(\.0)
         var index: [String: [Int]] = [:]
         for (i, d) in detectors.enumerated() { index[d.rule.channel, default: []].append(i) }
         byChannel = index
-        var slots: [Int: [(machine: Int, slot: Int)]] = [:]
-        for (m, machine) in machines.enumerated() {
-            for (slot, source) in machine.sources.enumerated() { slots[source, default: []].append((m, slot)) }
+        var slots = Array(repeating: [(machine: Int, slot: Int)](), count: detectors.count)
+        var built: [MachineDetector] = []
+        for (m, (machine, sources)) in machines.enumerated() {
+            var machine = machine
+            for (slot, source) in sources.enumerated() where detectors.indices.contains(source) { slots[source].append((m, slot)) }
+            machine.wordLevels(
+                sources.map { i in
+                    let run = detectors.indices.contains(i) ? detectors[i] as? RunStateDetector : nil
+                    return { level in run?.levelText(level) ?? "\(level)" }
+                })
+            built.append(machine)
         }
+        self.machines = built
         machineSlots = slots
-        machineSources = machines.map(\.sources)
     }
 
     /// The channels some detector watches.
@@ -44,14 +49,10 @@ public struct DetectionEngine: Sendable {
         for i in indices {
             if let finding = detectors[i].feed(sample, context) { findings.append(finding) }
             score = max(score, detectors[i].score)
-            guard let slots = machineSlots[i], let source = detectors[i].runSource else { continue }
-            for (m, slot) in slots {
+            guard !machineSlots[i].isEmpty, let source = detectors[i].runSource else { continue }
+            for (m, slot) in machineSlots[i] {
                 machines[m].note(slot, source)
-                let (all, sourcesOfM) = (detectors, machineSources[m])
-                let finding = machines[m].evaluate(at: sample, context) { slot in
-                    (all[sourcesOfM[slot]] as? RunStateDetector)?.levelText ?? "?"
-                }
-                if let finding { findings.append(finding) }
+                if let finding = machines[m].evaluate(at: sample, context) { findings.append(finding) }
                 score = max(score, machines[m].score)
             }
         }

@@ -24,8 +24,8 @@
 /// channels of different units); the evidence window stays empty and the explanation names each
 /// source's band and last level.
 ///
-/// State: fixed at construction, ``stateBytes``: 208 bytes plus 48 a source on a 64-bit target (a source
-/// rule id longer than 15 bytes adds its length): 304 bytes with two sources.
+/// State: fixed at construction, ``stateBytes``: 216 bytes plus 64 a source on a 64-bit target (a source
+/// rule id longer than 15 bytes adds its length): 344 bytes with two sources.
 public struct MachineDetector: Sendable {
     public static let kind = "machine"
     public static let version: Int64 = 1
@@ -64,6 +64,9 @@ public struct MachineDetector: Sendable {
     private var runningSince: DetectorSample?
     private var lastMs = HealthMath.never
 
+    /// Words each source's level as its own rule does ("reading 12 W", "rate 3/min"); set by the engine.
+    private var levelTexts: [@Sendable (Int64) -> String] = []
+
     public init(rule: RuleIdentity, parameters: Parameters, sourceIDs: [String]) {
         self.rule = rule
         self.parameters = parameters
@@ -71,8 +74,16 @@ public struct MachineDetector: Sendable {
         sources = Array(repeating: RunSource(band: nil, lastValidMs: HealthMath.never, offlineAfterMs: 0, level: 0), count: sourceIDs.count)
     }
 
+    /// How to word each source's level in an explanation (one per slot).
+    public mutating func wordLevels(_ texts: [@Sendable (Int64) -> String]) { levelTexts = texts }
+
+    private func levelText(_ slot: Int) -> String {
+        levelTexts.indices.contains(slot) ? levelTexts[slot](sources[slot].level) : "\(sources[slot].level)"
+    }
+
     public var stateBytes: Int {
-        MemoryLayout<Self>.size + sources.count * MemoryLayout<RunSource>.stride + sourceIDs.reduce(0) { $0 + MemoryLayout<String>.stride + max(0, $1.utf8.count - 15) }
+        MemoryLayout<Self>.size + sources.count * MemoryLayout<RunSource>.stride + levelTexts.count * MemoryLayout<@Sendable (Int64) -> String>.stride
+            + sourceIDs.reduce(0) { $0 + MemoryLayout<String>.stride + max(0, $1.utf8.count - 15) }
     }
 
     public var score: Double {
@@ -99,9 +110,8 @@ public struct MachineDetector: Sendable {
         return combined
     }
 
-    /// Judges the machine at a sample of one of its sources. `describe(slot)` gives that source's last
-    /// level as text; it is called only when an event starts.
-    public mutating func evaluate(at sample: DetectorSample, _ context: SiteContext, describe: (Int) -> String) -> Finding? {
+    /// Judges the machine at a sample of one of its sources.
+    public mutating func evaluate(at sample: DetectorSample, _ context: SiteContext) -> Finding? {
         let at = DetectorSample(monoMs: sample.monoMs, wallMs: sample.wallMs, value: nil)
         lastMs = at.monoMs
         guard let band = band(at: at.monoMs) else {
@@ -128,13 +138,13 @@ public struct MachineDetector: Sendable {
             guard down else { return nil }
             phase = .candidate
             start = at
-            return confirmIfHeld(at, band, context, describe)
+            return confirmIfHeld(at, band, context)
         case .candidate:
             guard down else {
                 phase = .clear
                 return nil
             }
-            return confirmIfHeld(at, band, context, describe)
+            return confirmIfHeld(at, band, context)
         case .event:
             if let since = runningSince, at.monoMs &- since.monoMs >= parameters.minRunMs {
                 return endEvent(
@@ -155,7 +165,7 @@ public struct MachineDetector: Sendable {
 
     private var combineText: String { parameters.combine == .any ? "any source running counts" : "every source must run" }
 
-    private mutating func confirmIfHeld(_ at: DetectorSample, _ band: RunSource.Band, _ context: SiteContext, _ describe: (Int) -> String) -> Finding? {
+    private mutating func confirmIfHeld(_ at: DetectorSample, _ band: RunSource.Band, _ context: SiteContext) -> Finding? {
         let held = at.monoMs &- start.monoMs
         guard held >= parameters.minStopMs else { return nil }
         phase = .event
@@ -164,7 +174,7 @@ public struct MachineDetector: Sendable {
         var parts: [String] = []
         for (slot, id) in sourceIDs.enumerated() {
             let s = sources[slot]
-            let what = s.isFresh(at: at.monoMs) ? "\(s.band.map { "\($0)" } ?? "offline") (\(describe(slot)))" : "offline"
+            let what = s.isFresh(at: at.monoMs) ? "\(s.band.map { "\($0)" } ?? "offline") (\(levelText(slot)))" : "offline"
             parts.append("\(id) \(what)")
         }
         let idle = band == .idle

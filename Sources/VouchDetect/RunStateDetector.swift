@@ -232,8 +232,8 @@ public struct RunStateDetector: Detector {
 
     public var runSource: RunSource? { RunSource(band: band, lastValidMs: lastValidMs, offlineAfterMs: parameters.offlineAfterMs, level: level) }
 
-    /// "reading 12 W" or "rate 3 parts/min" of the last valid sample.
-    public var levelText: String { describe(level) }
+    /// "reading 12 W" or "rate 3 parts/min" for a level of this rule's channel.
+    public func levelText(_ level: Int64) -> String { describe(level) }
 
     private mutating func goOffline(at sample: DetectorSample) -> Finding? {
         state = .offline

@@ -169,6 +169,6 @@ struct MachineDetectorTests {
             if p == 0 { a = press } else { b = press }
         }
         #expect(a.findings.map(\.finding) == b.findings.map(\.finding) && a.findings.count == 2)
-        HealthFixture.expectStateBytes(a.engine.machines[0].stateBytes, documented: 304)
+        HealthFixture.expectStateBytes(a.engine.machines[0].stateBytes, documented: 344)
     }
 }
