@@ -85,7 +85,9 @@ let package = Package(
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
-            ]),
+            ],
+            // The API's OpenAPI document, served at /openapi.yaml from the binary itself.
+            resources: [.embedInCode("openapi.yaml")]),
         .executableTarget(
             name: "vouch-bank",
             dependencies: [

@@ -16,12 +16,15 @@ public struct BankServerSettings: Sendable {
     public var maxBodyBytes: Int
     /// HTTPS (and mTLS) when set, from ``BankTLSFiles/configuration()``; plain HTTP when nil.
     public var tls: TLSConfiguration?
+    /// The query and admin API's token (`--api-token-file`); nil: that API is off. Never a default.
+    public var apiToken: String?
 
-    public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 4 << 20, tls: TLSConfiguration? = nil) {
+    public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 4 << 20, tls: TLSConfiguration? = nil, apiToken: String? = nil) {
         self.host = host
         self.port = port
         self.maxBodyBytes = maxBodyBytes
         self.tls = tls
+        self.apiToken = apiToken
     }
 }
 
@@ -90,11 +93,18 @@ public struct BankTLSFiles: Sendable, Equatable {
 }
 
 /// The bank's HTTP router. Tests call this too, so what they exercise is what `serve` runs.
-public func buildBankRouter(ingest: BankIngest, settings: BankServerSettings) -> Router<BasicRequestContext> {
+public func buildBankRouter(ingest: BankIngest, settings: BankServerSettings, metrics: BankMetrics = BankMetrics()) -> Router<BasicRequestContext> {
     let router = Router()
+    router.add(middleware: UnknownRouteMiddleware())
     router.get("/healthz") { _, _ in
-        jsonResponse(.ok, ["status": "ok"])
+        do throws(BankError) {
+            let devices = try ingest.store.devices().count
+            return jsonResponse(.ok, ["status": "ok", "devices": .int(Int64(devices))])
+        } catch {
+            return errorResponse(error)
+        }
     }
+    BankAPI.register(on: router, ingest: ingest, settings: settings, metrics: metrics)
     router.post("/v1/batches") { request, _ -> Response in
         do {
             let contentType = request.headers[.contentType]?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
@@ -124,10 +134,12 @@ public func buildBankRouter(ingest: BankIngest, settings: BankServerSettings) ->
                 throw BankError(BankError.contentEncoding, status: 415, "Content-Encoding \(other) is not supported (send gzip or none)")
             }
             let result = try ingest.ingest(file: body.readableBytesView)
+            metrics.upload(verdict: result.verdict.rawValue)
             return jsonResponse(.ok, ["verdict": .string(result.verdict.rawValue), "bseq": .int(result.bseq), "device": .string(result.device), "receipt": .string(result.receipt)])
         } catch let error as BankError {
-            if error.status >= 500 { ingest.logger.error("\(error)") } else { ingest.logger.warning("refused an upload: \(error)") }
-            return jsonResponse(HTTPResponse.Status(code: error.status), ["error": ["code": .string(error.code), "message": .string(error.message)]])
+            metrics.upload(verdict: "refused", code: error.code)
+            if error.status >= 500 { ingest.logger.error("\(error)") } else if error.status != 429 { ingest.logger.warning("refused an upload: \(error)") }
+            return errorResponse(error)
         }
     }
     return router
@@ -146,6 +158,25 @@ public func buildBankApplication(ingest: BankIngest, settings: BankServerSetting
         server: server,
         configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "vouch-bank"),
         logger: logger)
+}
+
+/// A path no route serves, or a method a path does not take: the bank's JSON error, not an empty 404.
+struct UnknownRouteMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound || error.status == .methodNotAllowed {
+            if let allowed = BankAPI.methods(path: request.uri.path), !allowed.contains(request.method.rawValue) {
+                var response = errorResponse(
+                    BankError(BankError.noRoute, status: 405, "\(request.uri.path) takes \(allowed.joined(separator: ", ")), not \(request.method); see /openapi.yaml"))
+                response.headers[.allow] = allowed.joined(separator: ", ")
+                return response
+            }
+            return errorResponse(BankError(BankError.noRoute, status: 404, "no endpoint \(request.uri.path); see /openapi.yaml"))
+        }
+    }
 }
 
 func jsonResponse(_ status: HTTPResponse.Status, _ value: JSONValue) -> Response {

@@ -5,11 +5,14 @@ public struct BankError: Error, Sendable, Equatable, CustomStringConvertible {
     public let code: String
     public let status: Int
     public let message: String
+    /// For 429: when the client may try again (the `Retry-After` header).
+    public var retryAfterSeconds: Int?
 
-    public init(_ code: String, status: Int, _ message: String) {
+    public init(_ code: String, status: Int, _ message: String, retryAfterSeconds: Int? = nil) {
         self.code = code
         self.status = status
         self.message = message
+        self.retryAfterSeconds = retryAfterSeconds
     }
 
     public var description: String { "\(code): \(message)" }
@@ -57,4 +60,14 @@ public struct BankError: Error, Sendable, Equatable, CustomStringConvertible {
     public static let recordGap = "E_RSEQ_GAP"
     public static let enrollment = "E_ENROLLMENT"
     public static let store = "E_STORE"
+    /// The query and admin API is off: the receiver was started without an API token.
+    public static let apiDisabled = "E_API_DISABLED"
+    /// No API token, or a wrong one.
+    public static let apiToken = "E_API_TOKEN"
+    /// A query parameter or path part is wrong.
+    public static let query = "E_QUERY"
+    /// This device uploads faster than the receiver allows.
+    public static let rateLimited = "E_RATE_LIMITED"
+    /// No such endpoint.
+    public static let noRoute = "E_NO_ROUTE"
 }

@@ -12,11 +12,14 @@ public struct BankIngest: Sendable {
     public let store: any BankStore
     public let bankKey: SigningKey
     public let logger: Logger
+    /// Per-device upload rate, checked after the key lookup and before the signature (nil: none).
+    public let limiter: UploadRateLimiter?
 
-    public init(store: any BankStore, bankKey: SigningKey, logger: Logger) {
+    public init(store: any BankStore, bankKey: SigningKey, logger: Logger, limiter: UploadRateLimiter? = nil) {
         self.store = store
         self.bankKey = bankKey
         self.logger = logger
+        self.limiter = limiter
     }
 
     public func ingest(file: some Collection<UInt8>, nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws(BankError) -> IngestResult {
@@ -40,6 +43,11 @@ public struct BankIngest: Sendable {
         }
         if let revoked = device.revokedAtMs, revoked <= nowMs {
             throw BankError(BankError.revokedDevice, status: 403, "device \(device.id) was revoked")
+        }
+        if let limiter, let retry = limiter.take(device.id, nowMs: nowMs) {
+            throw BankError(
+                BankError.rateLimited, status: 429,
+                "device \(device.id) uploads faster than \(limiter.perSecond) batches/s (burst \(Int(limiter.burst))); retry in \(retry) s", retryAfterSeconds: retry)
         }
         let batch: VerifiedBatch
         let records: [EvidenceRecord]

@@ -95,6 +95,28 @@ public struct StoredBatch: Sendable, Equatable {
     public var file: [UInt8] { BatchFile.encode(token: token, records: records) }
 }
 
+/// Where a device's chain stands, as the query API reports it.
+public struct ChainStatus: Sendable, Equatable {
+    public var batches: Int64
+    /// 0 before the first batch.
+    public var lastBseq: Int64
+    public var lastBatchAtMs: Int64?
+    public var records: Int64
+    /// Forks and record gaps on record for the device.
+    public var incidents: Int64
+    /// Set when the device is silent (no batch for more than twice its declared heartbeat).
+    public var silentForMs: Int64?
+
+    public init(batches: Int64 = 0, lastBseq: Int64 = 0, lastBatchAtMs: Int64? = nil, records: Int64 = 0, incidents: Int64 = 0, silentForMs: Int64? = nil) {
+        self.batches = batches
+        self.lastBseq = lastBseq
+        self.lastBatchAtMs = lastBatchAtMs
+        self.records = records
+        self.incidents = incidents
+        self.silentForMs = silentForMs
+    }
+}
+
 /// The bank's storage. Implementations must apply ``ChainRule`` and store a batch inside one
 /// transaction, so two receivers racing on the same device cannot both extend the chain.
 public protocol BankStore: Sendable {
@@ -113,4 +135,10 @@ public protocol BankStore: Sendable {
     func inclusionProof(device: String, rseq: Int64) throws(BankError) -> InclusionProof
     /// Every key the device has had, oldest first.
     func keys(device: String) throws(BankError) -> [EnrolledDevice]
+    /// The device through its current key; nil when no device has that id.
+    func device(id: String) throws(BankError) -> EnrolledDevice?
+    /// Revokes the device from `atMs` on (a second revocation keeps the first time); 404 `E_NOT_FOUND`
+    /// for an unknown id.
+    func revoke(device: String, atMs: Int64) throws(BankError) -> EnrolledDevice
+    func chainStatus(device: String, nowMs: Int64) throws(BankError) -> ChainStatus
 }

@@ -64,6 +64,38 @@ public final class SQLiteBankStore: BankStore {
         try read { db in try Row.fetchAll(db, sql: Self.deviceKeyColumns + " WHERE k.until_bseq IS NULL ORDER BY d.id").map(Self.device) }
     }
 
+    public func device(id: String) throws(BankError) -> EnrolledDevice? {
+        try read { db in try Row.fetchOne(db, sql: Self.deviceKeyColumns + " WHERE k.until_bseq IS NULL AND d.id = ?", arguments: [id]).map(Self.device) }
+    }
+
+    public func revoke(device id: String, atMs: Int64) throws(BankError) -> EnrolledDevice {
+        try write { db in
+            try db.execute(sql: "UPDATE device SET revoked_at_ms = ? WHERE id = ? AND revoked_at_ms IS NULL", arguments: [atMs, id])
+            guard let row = try Row.fetchOne(db, sql: Self.deviceKeyColumns + " WHERE k.until_bseq IS NULL AND d.id = ?", arguments: [id]) else {
+                throw BankError(BankError.notFound, status: 404, "no device \(id) is enrolled")
+            }
+            return try Self.device(row)
+        }
+    }
+
+    public func chainStatus(device id: String, nowMs: Int64) throws(BankError) -> ChainStatus {
+        try read { db in
+            var status = ChainStatus()
+            if let row = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, COALESCE(MAX(bseq), 0) AS last, COALESCE(SUM(record_count), 0) AS records FROM batch WHERE device = ?", arguments: [id]) {
+                status.batches = row["n"]
+                status.lastBseq = row["last"]
+                status.records = row["records"]
+            }
+            if let state = try Row.fetchOne(db, sql: "SELECT last_batch_at_ms, heartbeat_ms FROM device_state WHERE device = ?", arguments: [id]) {
+                let last: Int64 = state["last_batch_at_ms"]
+                status.lastBatchAtMs = last
+                if let heartbeat: Int64 = state["heartbeat_ms"], nowMs - last > 2 * heartbeat { status.silentForMs = nowMs - last }
+            }
+            status.incidents = try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM incident WHERE device = ?", arguments: [id]) ?? 0
+            return status
+        }
+    }
+
     public func keys(device: String) throws(BankError) -> [EnrolledDevice] {
         try read { db in try Row.fetchAll(db, sql: Self.deviceKeyColumns + " WHERE k.device = ? ORDER BY k.from_bseq", arguments: [device]).map(Self.device) }
     }

@@ -5,7 +5,7 @@ import VouchEvidence
 
 struct Devices: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Enroll and list gateways.", subcommands: [Add.self, List.self])
+        abstract: "Enroll, list and revoke gateways.", subcommands: [Add.self, List.self, Revoke.self])
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -30,6 +30,31 @@ struct Devices: ParsableCommand {
                 print("enrolled \(device.id) with key \(device.kid)")
             } catch {
                 printError("vouch-bank devices add: \(error)")
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke a gateway: its uploads are refused from now on (403 E_DEVICE_REVOKED); what it sent is kept.",
+            discussion: """
+                Example:
+                  vouch-bank devices revoke acme-press-1 --db bank.sqlite
+                """)
+
+        @Argument(help: "The device id.")
+        var device: String
+
+        @OptionGroup var store: StoreOptions
+
+        func run() throws {
+            do {
+                let d = try SQLiteBankStore(path: store.db).revoke(device: device, atMs: Int64(Date().timeIntervalSince1970 * 1000))
+                let at = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(d.revokedAtMs ?? 0) / 1000))
+                print("revoked \(d.id) (key \(d.kid)) at \(at)")
+            } catch {
+                printError("vouch-bank devices revoke: \(error)")
                 throw ExitCode(1)
             }
         }

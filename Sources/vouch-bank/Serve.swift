@@ -16,8 +16,16 @@ struct Serve: AsyncParsableCommand {
             and client_key. A missing or unreadable file, or a key that does not match its certificate, stops serve \
             at start with the file named (exit status 1).
 
+            The query and admin API (devices, events, incidents, inclusion proofs; see /openapi.yaml) needs \
+            --api-token-file: a file (mode 0600) holding one token of at least 32 characters, sent by clients \
+            as Authorization: Bearer TOKEN. Without it that API is off (401 E_API_DISABLED); there is no default \
+            token. Uploads are limited per device (--device-rate batches/s, --device-burst at once; 429 with \
+            Retry-After beyond them, which the gateway retries).
+
             Examples:
               vouch-bank serve --db bank.sqlite --listen 127.0.0.1:8080 --key bank.key
+              openssl rand -hex 32 > api.token && chmod 600 api.token
+              vouch-bank serve --db bank.sqlite --listen 127.0.0.1:8080 --key bank.key --api-token-file api.token
               vouch-bank serve --db bank.sqlite --listen 0.0.0.0:8443 --key bank.key \\
                   --tls-cert tls-chain.pem --tls-key tls.key
               vouch-bank serve --db bank.sqlite --listen 0.0.0.0:8443 --key bank.key \\
@@ -43,7 +51,18 @@ struct Serve: AsyncParsableCommand {
         help: ArgumentHelp("Require client certificates signed by these PEM CA certificate(s) (mTLS; needs --tls-cert).", valueName: "file"))
     var clientCA: String?
 
+    @Option(name: .customLong("api-token-file"), help: ArgumentHelp("Serve the query and admin API to holders of the token in this file.", valueName: "file"))
+    var apiTokenFile: String?
+
+    @Option(name: .customLong("device-rate"), help: ArgumentHelp("Uploads a device may make per second, sustained.", valueName: "n"))
+    var deviceRate: Double = 20
+
+    @Option(name: .customLong("device-burst"), help: ArgumentHelp("Uploads a device may make at once (catching up after an outage).", valueName: "n"))
+    var deviceBurst: Int = 200
+
     func validate() throws {
+        guard deviceRate > 0, deviceRate.isFinite else { throw ValidationError("--device-rate must be a positive number of uploads per second") }
+        guard deviceBurst >= 1 else { throw ValidationError("--device-burst must be at least 1") }
         switch (tlsCert, tlsKey) {
         case (nil, nil):
             if clientCA != nil { throw ValidationError("--client-ca needs HTTPS: add --tls-cert and --tls-key") }
@@ -77,9 +96,16 @@ struct Serve: AsyncParsableCommand {
         let database = try SQLiteBankStore(path: store.db)
         let (bankKey, created) = try BankKeyFile.loadOrCreate(path: key)
         if created { logger.info("created receipt key \(key) (kid \(bankKey.kid))") }
-        let ingest = BankIngest(store: database, bankKey: bankKey, logger: logger)
+        if let apiTokenFile {
+            do { settings.apiToken = try BankAPITokenFile.load(path: apiTokenFile) } catch {
+                logger.critical("cannot serve the query and admin API: \(error)")
+                throw ExitCode(1)
+            }
+        }
+        let limiter = UploadRateLimiter(perSecond: deviceRate, burst: deviceBurst)
+        let ingest = BankIngest(store: database, bankKey: bankKey, logger: logger, limiter: limiter)
         let enrolled = try database.devices().map(\.id)
-        logger.info("vouch-bank listening on \(host):\(port) over \(scheme), database \(store.db), \(enrolled.count) enrolled device(s): \(enrolled.joined(separator: ", "))")
+        logger.info("vouch-bank listening on \(host):\(port) over \(scheme), database \(store.db), \(enrolled.count) enrolled device(s): \(enrolled.joined(separator: ", ")); query and admin API \(settings.apiToken == nil ? "off (no --api-token-file)" : "on")")
         let app = try buildBankApplication(ingest: ingest, settings: settings, logger: logger)
         try await app.runService()
     }

@@ -572,12 +572,13 @@ struct BankIngestHTTPTests {
         }
     }
 
-    @Test("GET /healthz answers 200")
+    @Test("GET /healthz answers 200 with the number of enrolled devices (the database answers)")
     func healthz() async throws {
         try await TestBank.with { bank in
+            try bank.enroll(TestDevice())
             let reply = try await bank.http { client in try await client.get("/healthz") }
             #expect(reply.status == 200)
-            #expect(reply.body == ["status": "ok"])
+            #expect(reply.body == ["status": "ok", "devices": 1])
         }
     }
 }
