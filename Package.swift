@@ -107,6 +107,15 @@ let package = Package(
             dependencies: ["VouchCore", "VouchModbus", .product(name: "Logging", package: "swift-log")]),
         // Detector throughput and state size (scripts/bench-detect); not shipped.
         .executableTarget(name: "vouch-bench-detect", dependencies: ["VouchCore", "VouchDetect"]),
+        .executableTarget(
+            name: "vouch-bench-bank",
+            dependencies: [
+                "VouchBank", "VouchEvidence",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]),
 
         // Tests mirror sources.
         .testTarget(name: "VouchEvidenceTests", dependencies: ["VouchEvidence"]),

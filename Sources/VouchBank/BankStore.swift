@@ -125,7 +125,9 @@ public protocol BankStore: Sendable {
     func devices() throws(BankError) -> [EnrolledDevice]
     /// Classifies and, when it extends the chain, stores the batch. `signReceipt` is called inside
     /// the transaction with the device's log size after acceptance.
-    func accept(_ batch: VerifiedBatch, records: [EvidenceRecord], device: EnrolledDevice, nowMs: Int64, signReceipt: (Receipt) -> String) throws(BankError) -> IngestResult
+    func accept(
+        _ batch: VerifiedBatch, records: [EvidenceRecord], device: EnrolledDevice, nowMs: Int64, signReceipt: @escaping @Sendable (Receipt) -> String
+    ) throws(BankError) -> IngestResult
     func events(device: String?) throws(BankError) -> [StoredEvent]
     func batches(device: String) throws(BankError) -> [StoredBatch]
     /// Stored incidents, then devices silent at `nowMs` (as kind "silence").

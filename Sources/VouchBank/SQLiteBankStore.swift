@@ -8,9 +8,15 @@ import VouchEvidence
 /// - Per device, stored `bseq` values are gap-free from 1 and each links to the previous by `prev`.
 /// - A stored batch and its records never change; a resend of the same batch changes nothing.
 /// - Only ``BankSchema`` changes the schema; shipped migrations never change.
+/// - A receipt is returned only after the transaction holding its batch has committed with
+///   `synchronous=FULL`; uploads that arrive together share that transaction (each in its own
+///   savepoint, so one refusal does not undo the others) and its fsync.
 public final class SQLiteBankStore: BankStore {
     let pool: DatabasePool
     public let path: String
+
+    /// Uploads arriving together commit together: one transaction, one fsync (see ``GroupCommitter``).
+    let committer: GroupCommitter
 
     public init(path: String) throws(BankError) {
         self.path = path
@@ -23,6 +29,7 @@ public final class SQLiteBankStore: BankStore {
             // prepareDatabase: FULL again, so a receipt never names a batch a power cut can take back.
             try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             try BankSchema.migrator.migrate(pool)
+            committer = GroupCommitter(pool: pool, path: path)
         } catch {
             throw BankError(BankError.store, status: 500, "cannot open the bank database \(path): \(error)")
         }
@@ -108,11 +115,20 @@ public final class SQLiteBankStore: BankStore {
             keyUntilBseq: row["until_bseq"])
     }
 
-    public func accept(_ batch: VerifiedBatch, records: [EvidenceRecord], device: EnrolledDevice, nowMs: Int64, signReceipt: (Receipt) -> String) throws(BankError) -> IngestResult {
+    public func accept(
+        _ batch: VerifiedBatch, records: [EvidenceRecord], device: EnrolledDevice, nowMs: Int64, signReceipt: @escaping @Sendable (Receipt) -> String
+    ) throws(BankError) -> IngestResult {
+        try committer.run { db in try Self.accept(db, batch, records: records, device: device, nowMs: nowMs, signReceipt: signReceipt) }.get()
+    }
+
+    /// One upload's part of a (group) transaction. A refusal that must leave a trace (a fork) is
+    /// returned, not thrown, so the incident row commits; a thrown refusal rolls back this upload's
+    /// savepoint alone.
+    static func accept(
+        _ db: Database, _ batch: VerifiedBatch, records: [EvidenceRecord], device: EnrolledDevice, nowMs: Int64, signReceipt: (Receipt) -> String
+    ) throws -> Result<IngestResult, BankError> {
         let p = batch.payload
-        // A refusal that must leave a trace (a fork) is returned, not thrown, so the incident row
-        // commits; throwing inside the transaction would roll it back with everything else.
-        let outcome = try write { db -> Result<IngestResult, BankError> in
+        do {
             let head = try Row.fetchOne(db, sql: "SELECT bseq, hash FROM batch WHERE device = ? ORDER BY bseq DESC LIMIT 1", arguments: [device.id])
                 .map { ChainHead(bseq: $0["bseq"], signingInputHash: $0["hash"]) }
             let acceptedHash = try String.fetchOne(db, sql: "SELECT hash FROM batch WHERE device = ? AND bseq = ?", arguments: [device.id, p.bseq])
@@ -202,7 +218,6 @@ public final class SQLiteBankStore: BankStore {
                 arguments: [device.id, nowMs, p.bseq, heartbeatMs])
             return .success(IngestResult(verdict: .accepted, device: device.id, bseq: p.bseq, receipt: receipt, missingRecords: missing, rotatedTo: rotatedTo))
         }
-        return try outcome.get()
     }
 
     static func store(_ e: EventRecord, device: String, bseq: Int64, db: Database) throws {
