@@ -134,10 +134,8 @@ public func buildBankRouter(ingest: BankIngest, settings: BankServerSettings, me
             case let other?:
                 throw BankError(BankError.contentEncoding, status: 415, "Content-Encoding \(other) is not supported (send gzip or none)")
             }
-            // Verification and the (group-committed, fsynced) store run on a dispatch thread: a
-            // blocked cooperative thread would hold up every other request on a 2-core receiver.
-            let file = Array(body.readableBytesView)
-            let result = try await offThePool { () throws(BankError) -> IngestResult in try ingest.ingest(file: file) }.get()
+            // Verified here; stored by the store's writer thread, grouped with the uploads beside it.
+            let result = try await ingest.ingestAsync(file: Array(body.readableBytesView))
             metrics.upload(verdict: result.verdict.rawValue)
             return jsonResponse(.ok, ["verdict": .string(result.verdict.rawValue), "bseq": .int(result.bseq), "device": .string(result.device), "receipt": .string(result.receipt)])
         } catch let error as BankError {
@@ -162,15 +160,6 @@ public func buildBankApplication(ingest: BankIngest, settings: BankServerSetting
         server: server,
         configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "vouch-bank"),
         logger: logger)
-}
-
-/// Runs blocking work (SQLite with fsync) on a dispatch thread and awaits its result.
-func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws(BankError) -> T) async -> Result<T, BankError> {
-    await withCheckedContinuation { continuation in
-        DispatchQueue.global().async {
-            continuation.resume(returning: Result { () throws(BankError) -> T in try work() })
-        }
-    }
 }
 
 /// A path no route serves, or a method a path does not take: the bank's JSON error, not an empty 404.

@@ -33,6 +33,36 @@ public struct BankIngest: Sendable {
     }
 
     public func ingest(token: String, records lines: [[UInt8]], nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws(BankError) -> IngestResult {
+        let checked = try check(token: token, records: lines, nowMs: nowMs)
+        let result = try store.accept(checked.batch, records: checked.records, device: checked.device, nowMs: nowMs, signReceipt: signer)
+        log(result, checked)
+        return result
+    }
+
+    /// The same for the HTTP route: verification on the caller's task, storage without holding a
+    /// thread (the store's writer commits uploads that arrive together in one transaction).
+    public func ingestAsync(file: [UInt8], nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) async throws(BankError) -> IngestResult {
+        let entry: BatchFile.Entry
+        do { entry = try BatchFile.decodeOne(file) } catch { throw BankError.from(error) }
+        let checked = try check(token: entry.token, records: entry.records, nowMs: nowMs)
+        let result = try await store.accept(checked.batch, records: checked.records, device: checked.device, nowMs: nowMs, signReceipt: signer)
+        log(result, checked)
+        return result
+    }
+
+    private var signer: @Sendable (Receipt) -> String {
+        let key = bankKey
+        return { receipt in receipt.sign(with: key).token }
+    }
+
+    struct Checked {
+        let batch: VerifiedBatch
+        let records: [EvidenceRecord]
+        let device: EnrolledDevice
+    }
+
+    /// Every check that needs no transaction, in the documented order.
+    func check(token: String, records lines: [[UInt8]], nowMs: Int64) throws(BankError) -> Checked {
         let header: [String: JSONValue]
         do { header = try JWS.parse(token).header } catch { throw BankError.from(error) }
         guard let kid = header["kid"]?.stringValue else {
@@ -59,8 +89,11 @@ public struct BankIngest: Sendable {
         for case .keyRotation(let rotation) in records {
             do { try rotation.verifyProof(device: device.id, oldKid: device.kid) } catch { throw BankError.from(error) }
         }
-        let key = bankKey
-        let result = try store.accept(batch, records: records, device: device, nowMs: nowMs) { receipt in receipt.sign(with: key).token }
+        return Checked(batch: batch, records: records, device: device)
+    }
+
+    private func log(_ result: IngestResult, _ checked: Checked) {
+        let (records, device) = (checked.records, checked.device)
         switch result.verdict {
         case .accepted:
             let events = records.compactMap { if case .event(let e) = $0 { e } else { nil } }
@@ -79,7 +112,6 @@ public struct BankIngest: Sendable {
         case .duplicate:
             logger.info("batch \(result.bseq) from \(device.id) was already accepted: identical resend, nothing stored")
         }
-        return result
     }
 
     static func iso(_ ms: Int64) -> String {

@@ -128,6 +128,10 @@ public protocol BankStore: Sendable {
     func accept(
         _ batch: VerifiedBatch, records: [EvidenceRecord], device: EnrolledDevice, nowMs: Int64, signReceipt: @escaping @Sendable (Receipt) -> String
     ) throws(BankError) -> IngestResult
+    /// The same without holding a thread while the store works (the HTTP route uses this one).
+    func accept(
+        _ batch: VerifiedBatch, records: [EvidenceRecord], device: EnrolledDevice, nowMs: Int64, signReceipt: @escaping @Sendable (Receipt) -> String
+    ) async throws(BankError) -> IngestResult
     func events(device: String?) throws(BankError) -> [StoredEvent]
     func batches(device: String) throws(BankError) -> [StoredBatch]
     /// Stored incidents, then devices silent at `nowMs` (as kind "silence").

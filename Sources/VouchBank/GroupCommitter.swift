@@ -1,78 +1,97 @@
 import Dispatch
+import Foundation
 import GRDB
 import Synchronization
 
 /// Group commit for the bank's SQLite writes. With `synchronous=FULL` every commit waits for the disk
 /// to flush, and that wait, not the work, bounds how many uploads a receiver can store per second.
-/// Callers that arrive while a transaction is running queue up; the next leader runs all of them in one
-/// transaction, each inside its own savepoint (a refusal rolls back that upload alone), commits once,
-/// and only then hands every caller its result: no answer, so no receipt, before its batch is durable.
+/// One writer thread takes every upload queued while it was busy, runs them in one transaction, each
+/// inside its own savepoint (a refusal rolls back that upload alone), commits once, and only then
+/// hands every caller its result: no answer, so no receipt, before its batch is durable.
 ///
-/// Leader/follower: the caller that finds no transaction running becomes the leader and keeps
-/// committing groups until the queue is empty; the others block on their own semaphore. Callers must
-/// therefore not be on the Swift cooperative pool (the HTTP route hands uploads to a dispatch queue),
-/// or a 2-core pool would hold at most two uploads per group.
+/// Async callers (the HTTP route) suspend without holding a thread; synchronous callers (the CLI,
+/// tests) block their own thread. The writer is a thread of its own, never the cooperative pool.
 final class GroupCommitter: Sendable {
     /// Most uploads one transaction holds: bounds the time the first of them waits.
     static let maxGroup = 256
 
-    private final class Item: Sendable {
-        let work: @Sendable (Database) throws -> Result<IngestResult, BankError>
-        let done = DispatchSemaphore(value: 0)
-        let result = Mutex<Result<IngestResult, BankError>?>(nil)
-        init(_ work: @escaping @Sendable (Database) throws -> Result<IngestResult, BankError>) { self.work = work }
+    typealias Work = @Sendable (Database) throws -> Result<IngestResult, BankError>
+    typealias Done = @Sendable (Result<IngestResult, BankError>) -> Void
+
+    private struct Item {
+        let work: Work
+        let done: Done
     }
 
     private struct State {
         var queue: [Item] = []
-        var leading = false
+        var stopped = false
         /// Transactions committed, and the uploads they held (the group sizes, for tests and figures).
         var transactions = 0
         var uploads = 0
     }
 
-    /// (transactions, uploads) committed since this store opened.
-    var counts: (transactions: Int, uploads: Int) { state.withLock { ($0.transactions, $0.uploads) } }
-
     private let pool: DatabasePool
     private let path: String
     private let state = Mutex(State())
+    private let wake = DispatchSemaphore(value: 0)
 
     init(pool: DatabasePool, path: String) {
         self.pool = pool
         self.path = path
+        let thread = Thread { [self] in writeLoop() }
+        thread.name = "vouch-bank.writer"
+        thread.start()
     }
 
-    /// Runs `work` inside a transaction shared with other callers; returns once that transaction has
-    /// committed (or failed, then with the failure).
-    func run(_ work: @escaping @Sendable (Database) throws -> Result<IngestResult, BankError>) throws(BankError) -> Result<IngestResult, BankError> {
-        let item = Item(work)
-        let lead = state.withLock { s -> Bool in
-            s.queue.append(item)
-            guard !s.leading else { return false }
-            s.leading = true
-            return true
-        }
-        if lead { leadUntilEmpty() } else { item.done.wait() }
-        guard let result = item.result.withLock({ $0 }) else {
-            throw BankError(BankError.store, status: 500, "bank database \(path): an upload was left without a result")
-        }
-        return result
+    /// Ends the writer thread once the queue is empty (it holds the committer until then).
+    func stop() {
+        state.withLock { $0.stopped = true }
+        wake.signal()
     }
 
-    private func leadUntilEmpty() {
+    /// (transactions, uploads) committed since this store opened.
+    var counts: (transactions: Int, uploads: Int) { state.withLock { ($0.transactions, $0.uploads) } }
+
+    /// Runs `work` in a transaction shared with the uploads queued beside it; returns once that
+    /// transaction has committed (or failed, then with the failure).
+    func run(_ work: @escaping Work) async -> Result<IngestResult, BankError> {
+        await withCheckedContinuation { continuation in submit(work) { continuation.resume(returning: $0) } }
+    }
+
+    /// The same for a synchronous caller: blocks this thread until the commit.
+    func runBlocking(_ work: @escaping Work) -> Result<IngestResult, BankError> {
+        let box = Mutex<Result<IngestResult, BankError>?>(nil)
+        let finished = DispatchSemaphore(value: 0)
+        submit(work) { result in
+            box.withLock { $0 = result }
+            finished.signal()
+        }
+        finished.wait()
+        return box.withLock { $0 } ?? .failure(BankError(BankError.store, status: 500, "bank database \(path): an upload was left without a result"))
+    }
+
+    private func submit(_ work: @escaping Work, done: @escaping Done) {
+        let refused = state.withLock { s -> Bool in
+            guard !s.stopped else { return true }
+            s.queue.append(Item(work: work, done: done))
+            return false
+        }
+        if refused { done(.failure(BankError(BankError.store, status: 503, "bank database \(path) is closing"))) } else { wake.signal() }
+    }
+
+    private func writeLoop() {
         while true {
-            let group = state.withLock { s -> [Item] in
-                let taken = Array(s.queue.prefix(Self.maxGroup))
-                s.queue.removeFirst(taken.count)
-                if taken.isEmpty { s.leading = false }
-                return taken
-            }
-            guard !group.isEmpty else { return }
-            commit(group)
-            state.withLock {
-                $0.transactions += 1
-                $0.uploads += group.count
+            wake.wait()
+            while true {
+                let (group, stop) = state.withLock { s -> ([Item], Bool) in
+                    let taken = Array(s.queue.prefix(Self.maxGroup))
+                    s.queue.removeFirst(taken.count)
+                    return (taken, s.stopped && s.queue.isEmpty)
+                }
+                if !group.isEmpty { commit(group) }
+                if stop { return }
+                if group.isEmpty { break }
             }
         }
     }
@@ -103,10 +122,10 @@ final class GroupCommitter: Sendable {
             let failure = BankError(BankError.store, status: 500, "bank database \(path): \(error)")
             results = group.map { _ in .failure(failure) }
         }
-        // Every item is signalled; the leader's own semaphore is never waited on, which is harmless.
-        for (item, result) in zip(group, results) {
-            item.result.withLock { $0 = result }
-            item.done.signal()
+        state.withLock {
+            $0.transactions += 1
+            $0.uploads += group.count
         }
+        for (item, result) in zip(group, results) { item.done(result) }
     }
 }

@@ -18,6 +18,9 @@ public final class SQLiteBankStore: BankStore {
     /// Uploads arriving together commit together: one transaction, one fsync (see ``GroupCommitter``).
     let committer: GroupCommitter
 
+    /// Write transactions of uploads committed since this store opened, and the uploads they held.
+    public var uploadCommits: (transactions: Int, uploads: Int) { committer.counts }
+
     public init(path: String) throws(BankError) {
         self.path = path
         var configuration = Configuration()
@@ -118,8 +121,16 @@ public final class SQLiteBankStore: BankStore {
     public func accept(
         _ batch: VerifiedBatch, records: [EvidenceRecord], device: EnrolledDevice, nowMs: Int64, signReceipt: @escaping @Sendable (Receipt) -> String
     ) throws(BankError) -> IngestResult {
-        try committer.run { db in try Self.accept(db, batch, records: records, device: device, nowMs: nowMs, signReceipt: signReceipt) }.get()
+        try committer.runBlocking { db in try Self.accept(db, batch, records: records, device: device, nowMs: nowMs, signReceipt: signReceipt) }.get()
     }
+
+    public func accept(
+        _ batch: VerifiedBatch, records: [EvidenceRecord], device: EnrolledDevice, nowMs: Int64, signReceipt: @escaping @Sendable (Receipt) -> String
+    ) async throws(BankError) -> IngestResult {
+        try await committer.run { db in try Self.accept(db, batch, records: records, device: device, nowMs: nowMs, signReceipt: signReceipt) }.get()
+    }
+
+    deinit { committer.stop() }
 
     /// One upload's part of a (group) transaction. A refusal that must leave a trace (a fork) is
     /// returned, not thrown, so the incident row commits; a thrown refusal rolls back this upload's
@@ -129,13 +140,13 @@ public final class SQLiteBankStore: BankStore {
     ) throws -> Result<IngestResult, BankError> {
         let p = batch.payload
         do {
-            let head = try Row.fetchOne(db, sql: "SELECT bseq, hash FROM batch WHERE device = ? ORDER BY bseq DESC LIMIT 1", arguments: [device.id])
+            let head = try Self.fetchRow(db, "SELECT bseq, hash FROM batch WHERE device = ? ORDER BY bseq DESC LIMIT 1", arguments: [device.id])
                 .map { ChainHead(bseq: $0["bseq"], signingInputHash: $0["hash"]) }
-            let acceptedHash = try String.fetchOne(db, sql: "SELECT hash FROM batch WHERE device = ? AND bseq = ?", arguments: [device.id, p.bseq])
+            let acceptedHash = try Self.fetchString(db, "SELECT hash FROM batch WHERE device = ? AND bseq = ?", arguments: [device.id, p.bseq])
             let verdict = ChainRule.classify(bseq: p.bseq, prev: p.prev, signingInputHash: batch.signingInputHash, head: head, acceptedHash: acceptedHash)
             // The signing key must be the one in force at this bseq (re-read here: a rotation may have
             // committed since the caller looked the key up).
-            if let row = try Row.fetchOne(db, sql: "SELECT from_bseq, until_bseq FROM device_key WHERE kid = ?", arguments: [device.kid]) {
+            if let row = try Self.fetchRow(db, "SELECT from_bseq, until_bseq FROM device_key WHERE kid = ?", arguments: [device.kid]) {
                 let from: Int64 = row["from_bseq"]
                 let until: Int64? = row["until_bseq"]
                 if let until, p.bseq > until {
@@ -146,19 +157,18 @@ public final class SQLiteBankStore: BankStore {
                 }
             }
             if verdict == .duplicate {
-                let receipt = try String.fetchOne(db, sql: "SELECT receipt FROM batch WHERE device = ? AND bseq = ?", arguments: [device.id, p.bseq]) ?? ""
+                let receipt = try Self.fetchString(db, "SELECT receipt FROM batch WHERE device = ? AND bseq = ?", arguments: [device.id, p.bseq]) ?? ""
                 return .success(IngestResult(verdict: .duplicate, device: device.id, bseq: p.bseq, receipt: receipt))
             }
             if let refusal = BankError.chain(verdict, device: device.id, bseq: p.bseq, prev: p.prev) {
                 guard case .fork(let bseq) = verdict else { throw refusal }
                 // Keep the second signed history itself: with the accepted batch it is the proof.
-                try db.execute(
-                    sql: "INSERT INTO incident(device, kind, bseq, detail, evidence, at_ms) VALUES(?, 'fork', ?, ?, ?, ?)",
+                try Self.execute(db, "INSERT INTO incident(device, kind, bseq, detail, evidence, at_ms) VALUES(?, 'fork', ?, ?, ?, ?)",
                     arguments: [device.id, bseq, batch.signingInputHash, String(decoding: BatchFile.encode(token: batch.token, records: batch.recordBytes), as: UTF8.self), nowMs])
                 return .failure(refusal)
             }
             // Records: strictly increasing rseq, after everything already held.
-            let lastRseq = try Int64.fetchOne(db, sql: "SELECT MAX(rseq) FROM record WHERE device = ?", arguments: [device.id]) ?? 0
+            let lastRseq = try Self.fetchInt(db, "SELECT MAX(rseq) FROM record WHERE device = ?", arguments: [device.id]) ?? 0
             var previous = lastRseq
             for r in records {
                 guard r.stamp.rseq > previous else {
@@ -169,23 +179,21 @@ public final class SQLiteBankStore: BankStore {
             var missing: ClosedRange<Int64>?
             if let first = records.first?.stamp.rseq, first > lastRseq + 1 {
                 missing = (lastRseq + 1)...(first - 1)
-                try db.execute(
-                    sql: "INSERT INTO incident(device, kind, bseq, detail, at_ms) VALUES(?, 'record-gap', ?, ?, ?)",
+                try Self.execute(db, "INSERT INTO incident(device, kind, bseq, detail, at_ms) VALUES(?, 'record-gap', ?, ?, ?)",
                     arguments: [device.id, p.bseq, "rseq \(lastRseq + 1)-\(first - 1) missing", nowMs])
             }
             // A key rotation: the signing key's range ends here, the new key's starts with the next batch.
             var rotatedTo: String?
             for case .keyRotation(let rotation) in records {
                 let newKid = rotation.newKey.thumbprint
-                if let holder = try String.fetchOne(db, sql: "SELECT device FROM device_key WHERE kid = ?", arguments: [newKid]) {
+                if let holder = try Self.fetchString(db, "SELECT device FROM device_key WHERE kid = ?", arguments: [newKid]) {
                     throw BankError(BankError.keyRotation, status: 409, "batch \(p.bseq) of \(device.id) rotates to key \(newKid), which \(holder == device.id ? "this device already had" : "belongs to device \(holder)")")
                 }
                 guard rotatedTo == nil else {
                     throw BankError(BankError.keyRotation, status: 400, "batch \(p.bseq) of \(device.id) holds two key rotations; one batch may rotate once")
                 }
-                try db.execute(sql: "UPDATE device_key SET until_bseq = ? WHERE kid = ?", arguments: [p.bseq, device.kid])
-                try db.execute(
-                    sql: "INSERT INTO device_key(kid, device, jwk, from_bseq, until_bseq) VALUES(?, ?, ?, ?, NULL)",
+                try Self.execute(db, "UPDATE device_key SET until_bseq = ? WHERE kid = ?", arguments: [p.bseq, device.kid])
+                try Self.execute(db, "INSERT INTO device_key(kid, device, jwk, from_bseq, until_bseq) VALUES(?, ?, ?, ?, NULL)",
                     arguments: [newKid, device.id, CanonicalJSON.string(rotation.newKey.json), p.bseq + 1])
                 rotatedTo = newKid
             }
@@ -198,19 +206,16 @@ public final class SQLiteBankStore: BankStore {
                 Receipt(
                     device: device.id, bseq: p.bseq, batch: batch.signingInputHash, deviceLogSize: deviceLogSize, logIndex: logIndex,
                     logSize: log.size, logRoot: Hex.encode(log.root), acceptedWallMs: nowMs))
-            try db.execute(
-                sql: "INSERT INTO batch(device, bseq, hash, prev, token, record_count, received_at_ms, receipt, log_idx) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            try Self.execute(db, "INSERT INTO batch(device, bseq, hash, prev, token, record_count, received_at_ms, receipt, log_idx) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 arguments: [device.id, p.bseq, batch.signingInputHash, p.prev, batch.token, records.count, nowMs, receipt, logIndex])
             var heartbeatMs: Int64?
             for (record, line) in zip(records, batch.recordBytes) {
-                try db.execute(
-                    sql: "INSERT INTO record(device, rseq, bseq, kind, body) VALUES(?, ?, ?, ?, ?)",
+                try Self.execute(db, "INSERT INTO record(device, rseq, bseq, kind, body) VALUES(?, ?, ?, ?, ?)",
                     arguments: [device.id, record.stamp.rseq, p.bseq, record.kind, String(decoding: line, as: UTF8.self)])
                 if case .event(let e) = record { try Self.store(e, device: device.id, bseq: p.bseq, db: db) }
                 if case .heartbeat(let h) = record { heartbeatMs = h.intervalMs }
             }
-            try db.execute(
-                sql: """
+            try Self.execute(db, """
                     INSERT INTO device_state(device, last_batch_at_ms, last_bseq, heartbeat_ms) VALUES(?, ?, ?, ?)
                     ON CONFLICT(device) DO UPDATE SET last_batch_at_ms = excluded.last_batch_at_ms, last_bseq = excluded.last_bseq,
                         heartbeat_ms = COALESCE(excluded.heartbeat_ms, device_state.heartbeat_ms)
@@ -218,6 +223,23 @@ public final class SQLiteBankStore: BankStore {
                 arguments: [device.id, nowMs, p.bseq, heartbeatMs])
             return .success(IngestResult(verdict: .accepted, device: device.id, bseq: p.bseq, receipt: receipt, missingRecords: missing, rotatedTo: rotatedTo))
         }
+    }
+
+    // Prepared once per connection: an upload runs some 70 statements, most of them the same.
+    static func execute(_ db: Database, _ sql: String, arguments: StatementArguments) throws {
+        try db.cachedStatement(sql: sql).execute(arguments: arguments)
+    }
+
+    static func fetchRow(_ db: Database, _ sql: String, arguments: StatementArguments) throws -> Row? {
+        try Row.fetchOne(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+
+    static func fetchString(_ db: Database, _ sql: String, arguments: StatementArguments) throws -> String? {
+        try String.fetchOne(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+
+    static func fetchInt(_ db: Database, _ sql: String, arguments: StatementArguments) throws -> Int64? {
+        try Int64.fetchOne(db.cachedStatement(sql: sql), arguments: arguments)
     }
 
     static func store(_ e: EventRecord, device: String, bseq: Int64, db: Database) throws {

@@ -103,6 +103,8 @@ struct BankBench {
         let stored = try bank.store.devices().reduce(0) { $0 + Int((try? bank.store.chainStatus(device: $1.id, nowMs: 0).batches) ?? 0) }
         guard stored == total else { throw BenchError("the bank holds \(stored) batches, \(total) were sent") }
         let rate = Double(total) / elapsed
+        let commits = bank.store.uploadCommits
+        print("bench-bank: \(commits.uploads) uploads committed in \(commits.transactions) transactions (\(String(format: "%.1f", Double(commits.uploads) / Double(max(1, commits.transactions)))) a transaction)")
         func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
         print(
             "bench-bank: over HTTP, \(concurrency) devices uploading at once: \(format(rate)) batches/s (\(String(format: "%.2f", rate / ingestRate)) of in-process ingest), "
