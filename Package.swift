@@ -85,6 +85,7 @@ let package = Package(
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             // The API's OpenAPI document, served at /openapi.yaml from the binary itself.
             resources: [.embedInCode("openapi.yaml")]),

@@ -21,8 +21,12 @@ public final class SQLiteBankStore: BankStore {
     /// Write transactions of uploads committed since this store opened, and the uploads they held.
     public var uploadCommits: (transactions: Int, uploads: Int) { committer.counts }
 
-    public init(path: String) throws(BankError) {
+    /// Whether accepted batches queue alerts (``BankAlert``): set when alerts are delivered.
+    public let alerts: Bool
+
+    public init(path: String, alerts: Bool = false) throws(BankError) {
         self.path = path
+        self.alerts = alerts
         var configuration = Configuration()
         configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         configuration.busyMode = .timeout(10)
@@ -121,13 +125,15 @@ public final class SQLiteBankStore: BankStore {
     public func accept(
         _ batch: VerifiedBatch, records: [EvidenceRecord], device: EnrolledDevice, nowMs: Int64, signReceipt: @escaping @Sendable (Receipt) -> String
     ) throws(BankError) -> IngestResult {
-        try committer.runBlocking { db in try Self.accept(db, batch, records: records, device: device, nowMs: nowMs, signReceipt: signReceipt) }.get()
+        let alerts = alerts
+        return try committer.runBlocking { db in try Self.accept(db, batch, records: records, device: device, nowMs: nowMs, alerts: alerts, signReceipt: signReceipt) }.get()
     }
 
     public func accept(
         _ batch: VerifiedBatch, records: [EvidenceRecord], device: EnrolledDevice, nowMs: Int64, signReceipt: @escaping @Sendable (Receipt) -> String
     ) async throws(BankError) -> IngestResult {
-        try await committer.run { db in try Self.accept(db, batch, records: records, device: device, nowMs: nowMs, signReceipt: signReceipt) }.get()
+        let alerts = alerts
+        return try await committer.run { db in try Self.accept(db, batch, records: records, device: device, nowMs: nowMs, alerts: alerts, signReceipt: signReceipt) }.get()
     }
 
     deinit { committer.stop() }
@@ -136,7 +142,8 @@ public final class SQLiteBankStore: BankStore {
     /// returned, not thrown, so the incident row commits; a thrown refusal rolls back this upload's
     /// savepoint alone.
     static func accept(
-        _ db: Database, _ batch: VerifiedBatch, records: [EvidenceRecord], device: EnrolledDevice, nowMs: Int64, signReceipt: (Receipt) -> String
+        _ db: Database, _ batch: VerifiedBatch, records: [EvidenceRecord], device: EnrolledDevice, nowMs: Int64, alerts: Bool = false,
+        signReceipt: (Receipt) -> String
     ) throws -> Result<IngestResult, BankError> {
         let p = batch.payload
         do {
@@ -165,6 +172,11 @@ public final class SQLiteBankStore: BankStore {
                 // Keep the second signed history itself: with the accepted batch it is the proof.
                 try Self.execute(db, "INSERT INTO incident(device, kind, bseq, detail, evidence, at_ms) VALUES(?, 'fork', ?, ?, ?, ?)",
                     arguments: [device.id, bseq, batch.signingInputHash, String(decoding: BatchFile.encode(token: batch.token, records: batch.recordBytes), as: UTF8.self), nowMs])
+                if alerts {
+                    try queueAlert(
+                        db, kind: "fork", device: device.id, key: "bseq-\(bseq)-\(batch.signingInputHash)",
+                        body: ["kind": "fork", "device": .string(device.id), "bseq": .int(bseq), "code": .string(refusal.code), "message": .string(refusal.message)], nowMs: nowMs)
+                }
                 return .failure(refusal)
             }
             // Records: strictly increasing rseq, after everything already held.
@@ -181,6 +193,14 @@ public final class SQLiteBankStore: BankStore {
                 missing = (lastRseq + 1)...(first - 1)
                 try Self.execute(db, "INSERT INTO incident(device, kind, bseq, detail, at_ms) VALUES(?, 'record-gap', ?, ?, ?)",
                     arguments: [device.id, p.bseq, "rseq \(lastRseq + 1)-\(first - 1) missing", nowMs])
+                if alerts {
+                    try queueAlert(
+                        db, kind: "record-gap", device: device.id, key: "bseq-\(p.bseq)",
+                        body: [
+                            "kind": "record-gap", "device": .string(device.id), "bseq": .int(p.bseq), "from_rseq": .int(lastRseq + 1), "to_rseq": .int(first - 1),
+                            "message": .string("records \(lastRseq + 1)-\(first - 1) of \(device.id) never arrived (deleted or lost before batch \(p.bseq))"),
+                        ], nowMs: nowMs)
+                }
             }
             // A key rotation: the signing key's range ends here, the new key's starts with the next batch.
             var rotatedTo: String?
@@ -212,7 +232,19 @@ public final class SQLiteBankStore: BankStore {
             for (record, line) in zip(records, batch.recordBytes) {
                 try Self.execute(db, "INSERT INTO record(device, rseq, bseq, kind, body) VALUES(?, ?, ?, ?, ?)",
                     arguments: [device.id, record.stamp.rseq, p.bseq, record.kind, String(decoding: line, as: UTF8.self)])
-                if case .event(let e) = record { try Self.store(e, device: device.id, bseq: p.bseq, db: db) }
+                if case .event(let e) = record {
+                    try Self.store(e, device: device.id, bseq: p.bseq, db: db)
+                    if alerts, e.severity != "record" {
+                        try queueAlert(
+                            db, kind: "event", device: device.id, key: "\(e.eventId)-\(e.phase.rawValue)",
+                            body: [
+                                "kind": "event", "device": .string(device.id), "phase": .string(e.phase.rawValue), "event_id": .string(e.eventId),
+                                "rule": .string(e.rule), "channel": .string(e.channel), "severity": .string(e.severity), "start_wall_ms": .int(e.startWallMs),
+                                "end_wall_ms": e.endWallMs.map(JSONValue.int) ?? .null, "duration_ms": .int(e.durationMs), "message": .string(e.explanation),
+                                "bseq": .int(p.bseq),
+                            ], nowMs: nowMs)
+                    }
+                }
                 if case .heartbeat(let h) = record { heartbeatMs = h.intervalMs }
             }
             try Self.execute(db, """
@@ -371,13 +403,13 @@ public final class SQLiteBankStore: BankStore {
         try read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM record WHERE device = ?", arguments: [device]) ?? 0 }
     }
 
-    private func write<T>(_ body: (Database) throws -> T) throws(BankError) -> T {
+    func write<T>(_ body: (Database) throws -> T) throws(BankError) -> T {
         do { return try pool.write(body) } catch let e as BankError { throw e } catch {
             throw BankError(BankError.store, status: 500, "bank database \(path): \(error)")
         }
     }
 
-    private func read<T>(_ body: (Database) throws -> T) throws(BankError) -> T {
+    func read<T>(_ body: (Database) throws -> T) throws(BankError) -> T {
         do { return try pool.read(body) } catch let e as BankError { throw e } catch {
             throw BankError(BankError.store, status: 500, "bank database \(path): \(error)")
         }
@@ -460,6 +492,24 @@ enum BankSchema {
                     last_bseq INTEGER NOT NULL,
                     heartbeat_ms INTEGER
                 ) STRICT;
+                """)
+        }
+        m.registerMigration("v3: alert queue") { db in
+            try db.execute(sql: """
+                CREATE TABLE alert (
+                    id INTEGER PRIMARY KEY,
+                    kind TEXT NOT NULL,
+                    device TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    body TEXT NOT NULL,
+                    created_at_ms INTEGER NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_at_ms INTEGER NOT NULL,
+                    delivered_at_ms INTEGER,
+                    last_error TEXT,
+                    UNIQUE (kind, device, key)
+                ) STRICT;
+                CREATE INDEX alert_due ON alert(next_at_ms) WHERE delivered_at_ms IS NULL;
                 """)
         }
         return m

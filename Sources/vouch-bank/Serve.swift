@@ -1,6 +1,7 @@
 import ArgumentParser
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import VouchBank
 
 struct Serve: AsyncParsableCommand {
@@ -22,10 +23,18 @@ struct Serve: AsyncParsableCommand {
             token. Uploads are limited per device (--device-rate batches/s, --device-burst at once; 429 with \
             Retry-After beyond them, which the gateway retries).
 
+            Alerts: with --alert-command, every event whose severity is not "record" (start and end), every \
+            fork, every run of records that never arrived and every device gone silent is queued in the \
+            database, in the transaction that found it, and handed to the command (run by /bin/sh, the alert's \
+            JSON on standard input) until it exits 0: after 1 s, 2 s, 4 s… at most an hour apart. A webhook is \
+            a curl command.
+
             Examples:
               vouch-bank serve --db bank.sqlite --listen 127.0.0.1:8080 --key bank.key
               openssl rand -hex 32 > api.token && chmod 600 api.token
               vouch-bank serve --db bank.sqlite --listen 127.0.0.1:8080 --key bank.key --api-token-file api.token
+              vouch-bank serve --db bank.sqlite --key bank.key \\
+                  --alert-command 'curl -fsS -H "Content-Type: application/json" --data-binary @- https://hooks.example/vouch'
               vouch-bank serve --db bank.sqlite --listen 0.0.0.0:8443 --key bank.key \\
                   --tls-cert tls-chain.pem --tls-key tls.key
               vouch-bank serve --db bank.sqlite --listen 0.0.0.0:8443 --key bank.key \\
@@ -53,6 +62,11 @@ struct Serve: AsyncParsableCommand {
 
     @Option(name: .customLong("api-token-file"), help: ArgumentHelp("Serve the query and admin API to holders of the token in this file.", valueName: "file"))
     var apiTokenFile: String?
+
+    @Option(
+        name: .customLong("alert-command"),
+        help: ArgumentHelp("Run this shell command for every alert, the alert's JSON on its standard input (retried until it exits 0).", valueName: "command"))
+    var alertCommand: String?
 
     @Option(name: .customLong("device-rate"), help: ArgumentHelp("Uploads a device may make per second, sustained.", valueName: "n"))
     var deviceRate: Double = 20
@@ -93,7 +107,7 @@ struct Serve: AsyncParsableCommand {
             }
             scheme = clientCA == nil ? "https" : "https (client certificates required, signed by \(clientCA ?? ""))"
         }
-        let database = try SQLiteBankStore(path: store.db)
+        let database = try SQLiteBankStore(path: store.db, alerts: alertCommand != nil)
         let (bankKey, created) = try BankKeyFile.loadOrCreate(path: key)
         if created { logger.info("created receipt key \(key) (kid \(bankKey.kid))") }
         if let apiTokenFile {
@@ -107,6 +121,11 @@ struct Serve: AsyncParsableCommand {
         let enrolled = try database.devices().map(\.id)
         logger.info("vouch-bank listening on \(host):\(port) over \(scheme), database \(store.db), \(enrolled.count) enrolled device(s): \(enrolled.joined(separator: ", ")); query and admin API \(settings.apiToken == nil ? "off (no --api-token-file)" : "on")")
         let app = try buildBankApplication(ingest: ingest, settings: settings, logger: logger)
-        try await app.runService()
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
+        if let alertCommand {
+            services.append(.init(service: AlertService(store: database, command: alertCommand, logger: logger)))
+            logger.info("alerts (events, forks, missing records, silent devices) go to: \(alertCommand)")
+        }
+        try await ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
     }
 }

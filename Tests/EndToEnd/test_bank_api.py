@@ -148,7 +148,8 @@ def bad_cases(bank):
     b = bank.batch_file
     token_line, first_record = b.split(b"\n")[0], b.split(b"\n")[1]
     header, payload, signature = token_line.split(b".")
-    flipped = bytes([signature[0] ^ 1]) + signature[1:] if signature[:1] != b"-" else b"A" + signature[1:]
+    # Another base64url character in the signature's first place: still a JWS, no longer the device's signature.
+    flipped = (b"B" if signature[:1] == b"A" else b"A") + signature[1:]
     enrollment = json.loads(bank.enrollment.read_text())
     other = dict(enrollment, device="someone-else")
     return [
@@ -163,7 +164,7 @@ def bad_cases(bank):
         ("not a batch", "POST", "/v1/batches", b"hello\n", BATCH, None, 400, None),
         ("JWS with two parts", "POST", "/v1/batches", header + b"." + payload + b"\n" + first_record + b"\n", BATCH, None, 400, None),
         ("JWS header not base64url", "POST", "/v1/batches", b"!!!." + payload + b"." + signature + b"\n" + first_record + b"\n", BATCH, None, 400, None),
-        ("signature altered", "POST", "/v1/batches", header + b"." + payload + b"." + flipped + b[len(token_line):], BATCH, None, 401, None),
+        ("signature altered", "POST", "/v1/batches", header + b"." + payload + b"." + flipped + b[len(token_line):], BATCH, None, 401, "E_JWS_SIGNATURE"),
         ("records cut off", "POST", "/v1/batches", token_line + b"\n", BATCH, None, 400, None),
         ("a record altered", "POST", "/v1/batches", b.replace(first_record, first_record.replace(b"[", b"[ ", 1)), BATCH, None, 400, None),
         ("GET on the upload path", "GET", "/v1/batches", None, {}, None, 405, "E_NO_ROUTE"),
