@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.10.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.0"),
     ],
     targets: [
         // C libraries, wrapped in exactly one Swift module each (VouchModbus, VouchGPIO).
@@ -89,10 +90,19 @@ let package = Package(
             ],
             // The API's OpenAPI document, served at /openapi.yaml from the binary itself.
             resources: [.embedInCode("openapi.yaml")]),
+        // The bank's PostgreSQL store: several receivers on one database (scale-out).
+        .target(
+            name: "VouchBankPostgres",
+            dependencies: [
+                "VouchBank", "VouchEvidence",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
         .executableTarget(
             name: "vouch-bank",
             dependencies: [
-                "VouchBank", "VouchEvidence",
+                "VouchBank", "VouchBankPostgres", "VouchEvidence",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -145,7 +155,8 @@ let package = Package(
         .testTarget(
             name: "VouchBankTests",
             dependencies: [
-                "VouchBank", "VouchEvidence",
+                "VouchBank", "VouchBankPostgres", "VouchEvidence",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "CompressNIO", package: "compress-nio"),

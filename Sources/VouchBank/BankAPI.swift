@@ -38,58 +38,59 @@ enum BankAPI {
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: metrics.exposition())))
         }
         router.get("/v1/devices") { request, _ in
-            try answer(request, token) { () throws(BankError) -> Response in
+            try await answer(request, token) { () async throws(BankError) -> Response in
                 let now = nowMs()
-                let devices = try store.devices().map { d throws(BankError) in deviceJSON(d, chain: try store.chainStatus(device: d.id, nowMs: now)) }
+                var devices: [JSONValue] = []
+                for d in try await store.devices() { devices.append(deviceJSON(d, chain: try await store.chainStatus(device: d.id, nowMs: now))) }
                 return jsonResponse(.ok, ["devices": .array(devices)])
             }
         }
         router.post("/v1/devices") { request, _ in
             let body: ByteBuffer? = try? await request.body.collect(upTo: maxEnrollmentBytes)
-            return try answer(request, token) { () throws(BankError) -> Response in
+            return try await answer(request, token) { () async throws(BankError) -> Response in
                 try requireJSON(request)
                 guard let body else {
                     throw BankError(BankError.tooLarge, status: 413, "an enrollment document is at most \(maxEnrollmentBytes) bytes")
                 }
                 let device = try EnrollmentDocument.parse(Array(body.readableBytesView), nowMs: nowMs())
-                try store.enroll(device)
+                try await store.enroll(device)
                 ingest.logger.notice("enrolled \(device.id) with key \(device.kid) through the API")
-                let stored = try store.device(id: device.id) ?? device
-                return jsonResponse(.created, deviceJSON(stored, chain: try store.chainStatus(device: device.id, nowMs: nowMs())))
+                let stored = try await store.device(id: device.id) ?? device
+                return jsonResponse(.created, deviceJSON(stored, chain: try await store.chainStatus(device: device.id, nowMs: nowMs())))
             }
         }
         router.get("/v1/devices/:device") { request, context in
-            try answer(request, token) { () throws(BankError) -> Response in
+            try await answer(request, token) { () async throws(BankError) -> Response in
                 let id = try deviceParameter(context)
-                guard let device = try store.device(id: id) else { throw BankError(BankError.notFound, status: 404, "no device \(id) is enrolled") }
-                guard case .object(var value) = deviceJSON(device, chain: try store.chainStatus(device: id, nowMs: nowMs())) else { return jsonResponse(.ok, .null) }
+                guard let device = try await store.device(id: id) else { throw BankError(BankError.notFound, status: 404, "no device \(id) is enrolled") }
+                guard case .object(var value) = deviceJSON(device, chain: try await store.chainStatus(device: id, nowMs: nowMs())) else { return jsonResponse(.ok, .null) }
                 value["keys"] = .array(
-                    try store.keys(device: id).map {
+                    try await store.keys(device: id).map {
                         ["kid": .string($0.kid), "jwk": $0.key.json, "from_bseq": .int($0.keyFromBseq), "until_bseq": $0.keyUntilBseq.map(JSONValue.int) ?? .null]
                     })
                 return jsonResponse(.ok, .object(value))
             }
         }
         router.post("/v1/devices/:device/revoke") { request, context in
-            try answer(request, token) { () throws(BankError) -> Response in
+            try await answer(request, token) { () async throws(BankError) -> Response in
                 let id = try deviceParameter(context)
-                let device = try store.revoke(device: id, atMs: nowMs())
+                let device = try await store.revoke(device: id, atMs: nowMs())
                 ingest.logger.notice("revoked device \(id) through the API: its uploads are refused from now on")
-                return jsonResponse(.ok, deviceJSON(device, chain: try store.chainStatus(device: id, nowMs: nowMs())))
+                return jsonResponse(.ok, deviceJSON(device, chain: try await store.chainStatus(device: id, nowMs: nowMs())))
             }
         }
         router.get("/v1/devices/:device/proof") { request, context in
-            try answer(request, token) { () throws(BankError) -> Response in
+            try await answer(request, token) { () async throws(BankError) -> Response in
                 let id = try deviceParameter(context)
                 guard let text = request.uri.queryParameters["rseq"], let rseq = Int64(String(text)), rseq >= 1 else {
                     throw BankError(BankError.query, status: 400, "give the record as ?rseq=N, a whole number from 1")
                 }
-                guard try store.device(id: id) != nil else { throw BankError(BankError.notFound, status: 404, "no device \(id) is enrolled") }
-                return jsonResponse(.ok, try store.inclusionProof(device: id, rseq: rseq).json)
+                guard try await store.device(id: id) != nil else { throw BankError(BankError.notFound, status: 404, "no device \(id) is enrolled") }
+                return jsonResponse(.ok, try await store.inclusionProof(device: id, rseq: rseq).json)
             }
         }
         router.get("/v1/events") { request, _ in
-            try answer(request, token) { () throws(BankError) -> Response in
+            try await answer(request, token) { () async throws(BankError) -> Response in
                 let query = request.uri.queryParameters
                 let device = try deviceFilter(request)
                 let status = query["status"].map(String.init)
@@ -105,15 +106,15 @@ enum BankAPI {
                     guard let v = Int64(String(text)) else { throw BankError(BankError.query, status: 400, "since_ms is \"\(text)\"; expected epoch milliseconds") }
                     since = v
                 }
-                let events = try store.events(device: device).filter { e in
+                let events = try await store.events(device: device).filter { e in
                     (status == nil || e.status == status) && (severity == nil || e.severity == severity) && (since.map { e.startWallMs >= $0 } ?? true)
                 }
                 return jsonResponse(.ok, ["events": .array(events.map(eventJSON))])
             }
         }
         router.get("/v1/incidents") { request, _ in
-            try answer(request, token) { () throws(BankError) -> Response in
-                let incidents = try store.incidents(device: try deviceFilter(request), nowMs: nowMs())
+            try await answer(request, token) { () async throws(BankError) -> Response in
+                let incidents = try await store.incidents(device: try deviceFilter(request), nowMs: nowMs())
                 return jsonResponse(
                     .ok,
                     [
@@ -130,10 +131,10 @@ enum BankAPI {
     }
 
     /// Runs `body` once the request carries the API token; any refusal becomes its JSON error.
-    static func answer(_ request: Request, _ token: APIToken?, _ body: () throws(BankError) -> Response) throws -> Response {
+    static func answer(_ request: Request, _ token: APIToken?, _ body: () async throws(BankError) -> Response) async throws -> Response {
         do {
             try authorize(request, token)
-            return try body()
+            return try await body()
         } catch {
             return errorResponse(error)
         }

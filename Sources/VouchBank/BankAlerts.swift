@@ -18,9 +18,64 @@ public struct BankAlert: Sendable, Equatable {
     /// The JSON the command reads on its standard input.
     public var body: String
     public var attempts: Int64
+
+    public init(id: Int64, kind: String, device: String, body: String, attempts: Int64) {
+        self.id = id
+        self.kind = kind
+        self.device = device
+        self.body = body
+        self.attempts = attempts
+    }
 }
 
-extension SQLiteBankStore {
+/// The alert queue a store keeps beside its batches. Several receivers may share one queue
+/// (PostgreSQL): ``dueAlerts(nowMs:limit:)`` then hands each alert to one of them at a time.
+public protocol AlertQueue: Sendable {
+    /// Queues a `silence` alert for every device quiet now (once per quiet spell: keyed by its last batch).
+    func queueSilenceAlerts(nowMs: Int64) async throws(BankError)
+    /// Alerts due for delivery at `nowMs`, oldest first, each taken by this caller until it reports
+    /// the outcome (or ``BankAlert/claimMs`` passes).
+    func dueAlerts(nowMs: Int64, limit: Int) async throws(BankError) -> [BankAlert]
+    func alertDelivered(_ id: Int64, nowMs: Int64) async throws(BankError)
+    func alertFailed(_ id: Int64, error: String, retryAtMs: Int64) async throws(BankError)
+}
+
+extension BankAlert {
+    /// How long a receiver holds an alert it took for delivery before another may take it: longer
+    /// than the command may run.
+    public static let claimMs: Int64 = 120_000
+
+    /// The JSON of each kind of alert, the same whichever store queued it.
+    public static func forkBody(device: String, bseq: Int64, refusal: BankError) -> JSONValue {
+        ["kind": "fork", "device": .string(device), "bseq": .int(bseq), "code": .string(refusal.code), "message": .string(refusal.message)]
+    }
+
+    public static func recordGapBody(device: String, bseq: Int64, missing: ClosedRange<Int64>) -> JSONValue {
+        [
+            "kind": "record-gap", "device": .string(device), "bseq": .int(bseq), "from_rseq": .int(missing.lowerBound), "to_rseq": .int(missing.upperBound),
+            "message": .string("records \(missing.lowerBound)-\(missing.upperBound) of \(device) never arrived (deleted or lost before batch \(bseq))"),
+        ]
+    }
+
+    public static func eventBody(device: String, event e: EventRecord, bseq: Int64) -> JSONValue {
+        [
+            "kind": "event", "device": .string(device), "phase": .string(e.phase.rawValue), "event_id": .string(e.eventId),
+            "rule": .string(e.rule), "channel": .string(e.channel), "severity": .string(e.severity), "start_wall_ms": .int(e.startWallMs),
+            "end_wall_ms": e.endWallMs.map(JSONValue.int) ?? .null, "duration_ms": .int(e.durationMs), "message": .string(e.explanation),
+            "bseq": .int(bseq),
+        ]
+    }
+
+    public static func silenceBody(_ s: Silence) -> JSONValue {
+        [
+            "kind": "silence", "device": .string(s.device), "last_bseq": .int(s.lastBseq), "last_batch_at_ms": .int(s.lastBatchAtMs),
+            "heartbeat_ms": .int(s.heartbeatMs), "silent_for_ms": .int(s.silentForMs),
+            "message": .string("\(s.device) has sent nothing for \(s.silentForMs / 1000) s (its heartbeat is every \(s.heartbeatMs / 1000) s)"),
+        ]
+    }
+}
+
+extension SQLiteBankStore: AlertQueue {
     /// Queues an alert (`key` makes it once only: a second with the same kind, device and key is ignored).
     static func queueAlert(_ db: Database, kind: String, device: String, key: String, body: JSONValue, nowMs: Int64) throws {
         try db.execute(
@@ -30,6 +85,7 @@ extension SQLiteBankStore {
 
     /// Alerts due for delivery at `nowMs`, oldest first.
     public func dueAlerts(nowMs: Int64, limit: Int = 50) throws(BankError) -> [BankAlert] {
+        // One receiver per SQLite file: nothing else takes alerts from this queue.
         try read { db in
             try Row.fetchAll(
                 db, sql: "SELECT id, kind, device, body, attempts FROM alert WHERE delivered_at_ms IS NULL AND next_at_ms <= ? ORDER BY id LIMIT ?",
@@ -54,13 +110,7 @@ extension SQLiteBankStore {
         guard !quiet.isEmpty else { return }
         try write { db in
             for s in quiet {
-                try Self.queueAlert(
-                    db, kind: "silence", device: s.device, key: "bseq-\(s.lastBseq)",
-                    body: [
-                        "kind": "silence", "device": .string(s.device), "last_bseq": .int(s.lastBseq), "last_batch_at_ms": .int(s.lastBatchAtMs),
-                        "heartbeat_ms": .int(s.heartbeatMs), "silent_for_ms": .int(s.silentForMs),
-                        "message": .string("\(s.device) has sent nothing for \(s.silentForMs / 1000) s (its heartbeat is every \(s.heartbeatMs / 1000) s)"),
-                    ], nowMs: nowMs)
+                try Self.queueAlert(db, kind: "silence", device: s.device, key: "bseq-\(s.lastBseq)", body: BankAlert.silenceBody(s), nowMs: nowMs)
             }
         }
     }
@@ -71,12 +121,12 @@ extension SQLiteBankStore {
 /// Exit status 0 is delivered; anything else (or 30 s without an answer) is retried after 1 s, 2 s,
 /// 4 s… up to an hour between attempts, for as long as it takes.
 public struct AlertService: Service {
-    public let store: SQLiteBankStore
+    public let store: any AlertQueue
     public let command: String
     public let logger: Logger
     public static let commandTimeout: Duration = .seconds(30)
 
-    public init(store: SQLiteBankStore, command: String, logger: Logger) {
+    public init(store: any AlertQueue, command: String, logger: Logger) {
         self.store = store
         self.command = command
         self.logger = logger
@@ -89,10 +139,10 @@ public struct AlertService: Service {
                 let now = Int64(Date().timeIntervalSince1970 * 1000)
                 if now - lastSilenceCheck >= 10_000 {
                     lastSilenceCheck = now
-                    do { try store.queueSilenceAlerts(nowMs: now) } catch { logger.error("could not check for silent devices: \(error)") }
+                    do { try await store.queueSilenceAlerts(nowMs: now) } catch { logger.error("could not check for silent devices: \(error)") }
                 }
                 let due: [BankAlert]
-                do { due = try store.dueAlerts(nowMs: now) } catch {
+                do { due = try await store.dueAlerts(nowMs: now, limit: 50) } catch {
                     logger.error("could not read the alert queue: \(error)")
                     due = []
                 }
@@ -102,10 +152,10 @@ public struct AlertService: Service {
                     do {
                         if let failure = outcome {
                             let wait = min(Int64(3_600_000), Int64(1_000) << min(alert.attempts, 12))
-                            try store.alertFailed(alert.id, error: failure, retryAtMs: at + wait)
+                            try await store.alertFailed(alert.id, error: failure, retryAtMs: at + wait)
                             logger.warning("alert \(alert.id) (\(alert.kind), \(alert.device)) not delivered (attempt \(alert.attempts + 1)): \(failure); retrying in \(wait / 1000) s")
                         } else {
-                            try store.alertDelivered(alert.id, nowMs: at)
+                            try await store.alertDelivered(alert.id, nowMs: at)
                             logger.info("alert \(alert.id) (\(alert.kind), \(alert.device)) delivered")
                         }
                     } catch { logger.error("could not record the alert's delivery: \(error)") }

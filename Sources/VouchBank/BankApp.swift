@@ -99,7 +99,7 @@ public func buildBankRouter(ingest: BankIngest, settings: BankServerSettings, me
     router.add(middleware: UnknownRouteMiddleware())
     router.get("/healthz") { _, _ in
         do throws(BankError) {
-            let devices = try ingest.store.devices().count
+            let devices = try await ingest.store.devices().count
             return jsonResponse(.ok, ["status": "ok", "devices": .int(Int64(devices))])
         } catch {
             return errorResponse(error)

@@ -28,7 +28,7 @@ public struct BankError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// The refusal for a chain anomaly, worded once for the receiver and `vouch-bank verify` alike;
     /// nil when the batch extends the chain or repeats an accepted one.
-    static func chain(_ verdict: ChainVerdict, device: String, bseq: Int64, prev: String) -> BankError? {
+    public static func chain(_ verdict: ChainVerdict, device: String, bseq: Int64, prev: String) -> BankError? {
         switch verdict {
         case .extends, .duplicate:
             return nil

@@ -32,8 +32,14 @@ public struct BankIngest: Sendable {
         try ingest(token: batch.token, records: batch.records, nowMs: nowMs)
     }
 
+    /// The synchronous path, for tools and tests on an in-process store (a networked store refuses it
+    /// with `E_STORE`: use ``ingestAsync(file:nowMs:)``).
     public func ingest(token: String, records lines: [[UInt8]], nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws(BankError) -> IngestResult {
-        let checked = try check(token: token, records: lines, nowMs: nowMs)
+        guard let store = store as? any SynchronousBankStore else {
+            throw BankError(BankError.store, status: 500, "this bank store answers asynchronously only; ingest through ingestAsync")
+        }
+        let kid = try Self.kid(token)
+        let checked = try check(token: token, records: lines, device: try store.device(kid: kid), kid: kid, nowMs: nowMs)
         let result = try store.accept(checked.batch, records: checked.records, device: checked.device, nowMs: nowMs, signReceipt: signer)
         log(result, checked)
         return result
@@ -44,7 +50,12 @@ public struct BankIngest: Sendable {
     public func ingestAsync(file: [UInt8], nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) async throws(BankError) -> IngestResult {
         let entry: BatchFile.Entry
         do { entry = try BatchFile.decodeOne(file) } catch { throw BankError.from(error) }
-        let checked = try check(token: entry.token, records: entry.records, nowMs: nowMs)
+        return try await ingestAsync(token: entry.token, records: entry.records, nowMs: nowMs)
+    }
+
+    public func ingestAsync(token: String, records lines: [[UInt8]], nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) async throws(BankError) -> IngestResult {
+        let kid = try Self.kid(token)
+        let checked = try check(token: token, records: lines, device: try await store.device(kid: kid), kid: kid, nowMs: nowMs)
         let result = try await store.accept(checked.batch, records: checked.records, device: checked.device, nowMs: nowMs, signReceipt: signer)
         log(result, checked)
         return result
@@ -61,14 +72,20 @@ public struct BankIngest: Sendable {
         let device: EnrolledDevice
     }
 
-    /// Every check that needs no transaction, in the documented order.
-    func check(token: String, records lines: [[UInt8]], nowMs: Int64) throws(BankError) -> Checked {
+    /// The signing key's id, from the token's header.
+    static func kid(_ token: String) throws(BankError) -> String {
         let header: [String: JSONValue]
         do { header = try JWS.parse(token).header } catch { throw BankError.from(error) }
         guard let kid = header["kid"]?.stringValue else {
             throw BankError(EvidenceError.Code.malformedJWS.rawValue, status: 400, "JWS header has no kid")
         }
-        guard let device = try store.device(kid: kid) else {
+        return kid
+    }
+
+    /// Every check that needs no transaction, in the documented order; `device` is the store's
+    /// answer for `kid`.
+    func check(token: String, records lines: [[UInt8]], device: EnrolledDevice?, kid: String, nowMs: Int64) throws(BankError) -> Checked {
+        guard let device else {
             throw BankError(BankError.unknownDevice, status: 401, "no device is enrolled with key \(kid); enroll it with `vouch-bank devices add`")
         }
         if let revoked = device.revokedAtMs, revoked <= nowMs {

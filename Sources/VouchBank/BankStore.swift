@@ -30,6 +30,14 @@ public struct Silence: Sendable, Equatable {
     public var lastBseq: Int64
     public var heartbeatMs: Int64
     public var silentForMs: Int64
+
+    public init(device: String, lastBatchAtMs: Int64, lastBseq: Int64, heartbeatMs: Int64, silentForMs: Int64) {
+        self.device = device
+        self.lastBatchAtMs = lastBatchAtMs
+        self.lastBseq = lastBseq
+        self.heartbeatMs = heartbeatMs
+        self.silentForMs = silentForMs
+    }
 }
 
 /// What became of an uploaded batch.
@@ -43,6 +51,15 @@ public struct IngestResult: Sendable, Equatable {
     public var missingRecords: ClosedRange<Int64>?
     /// The device's new key, when this batch carried a key rotation.
     public var rotatedTo: String?
+
+    public init(verdict: Verdict, device: String, bseq: Int64, receipt: String, missingRecords: ClosedRange<Int64>? = nil, rotatedTo: String? = nil) {
+        self.verdict = verdict
+        self.device = device
+        self.bseq = bseq
+        self.receipt = receipt
+        self.missingRecords = missingRecords
+        self.rotatedTo = rotatedTo
+    }
 }
 
 /// A production stoppage or other finding, as the bank knows it.
@@ -58,6 +75,23 @@ public struct StoredEvent: Sendable, Equatable {
     public var status: String  // "ongoing" | "ended"
     public var explanation: String
     public var bseq: Int64
+
+    public init(
+        device: String, eventId: String, rule: String, channel: String, severity: String, startWallMs: Int64, endWallMs: Int64?, durationMs: Int64, status: String,
+        explanation: String, bseq: Int64
+    ) {
+        self.device = device
+        self.eventId = eventId
+        self.rule = rule
+        self.channel = channel
+        self.severity = severity
+        self.startWallMs = startWallMs
+        self.endWallMs = endWallMs
+        self.durationMs = durationMs
+        self.status = status
+        self.explanation = explanation
+        self.bseq = bseq
+    }
 }
 
 /// Something the bank saw that a credit officer must know about: a fork (the device signed two
@@ -80,6 +114,15 @@ public struct Incident: Sendable, Equatable {
         default: BankError.recordGap
         }
     }
+
+    public init(device: String, kind: String, bseq: Int64, detail: String, evidence: String?, atMs: Int64) {
+        self.device = device
+        self.kind = kind
+        self.bseq = bseq
+        self.detail = detail
+        self.evidence = evidence
+        self.atMs = atMs
+    }
 }
 
 public struct StoredBatch: Sendable, Equatable {
@@ -93,6 +136,16 @@ public struct StoredBatch: Sendable, Equatable {
     public var receipt: String
     /// The batch file, as the device sent it.
     public var file: [UInt8] { BatchFile.encode(token: token, records: records) }
+
+    public init(device: String, bseq: Int64, hash: String, token: String, records: [[UInt8]], receivedAtMs: Int64, receipt: String) {
+        self.device = device
+        self.bseq = bseq
+        self.hash = hash
+        self.token = token
+        self.records = records
+        self.receivedAtMs = receivedAtMs
+        self.receipt = receipt
+    }
 }
 
 /// Where a device's chain stands, as the query API reports it.
@@ -117,34 +170,47 @@ public struct ChainStatus: Sendable, Equatable {
     }
 }
 
-/// The bank's storage. Implementations must apply ``ChainRule`` and store a batch inside one
-/// transaction, so two receivers racing on the same device cannot both extend the chain.
+/// The bank's storage: SQLite for a pilot on one box (``SQLiteBankStore``), PostgreSQL for several
+/// receivers sharing one database (`PostgresBankStore` in VouchBankPostgres). Every request path of
+/// `vouch-bank serve` goes through this protocol.
+///
+/// Implementations must apply ``ChainRule`` and store a batch inside one transaction, holding the
+/// device's chain against every other writer (another receiver included) from the head it read to the
+/// commit, so two receivers racing on the same device cannot both extend its chain, and a resend of a
+/// stored batch is a duplicate, never a second copy. No receipt may leave before its batch is durable.
 public protocol BankStore: Sendable {
-    func enroll(_ device: EnrolledDevice) throws(BankError)
-    func device(kid: String) throws(BankError) -> EnrolledDevice?
-    func devices() throws(BankError) -> [EnrolledDevice]
+    func enroll(_ device: EnrolledDevice) async throws(BankError)
+    func device(kid: String) async throws(BankError) -> EnrolledDevice?
+    func devices() async throws(BankError) -> [EnrolledDevice]
     /// Classifies and, when it extends the chain, stores the batch. `signReceipt` is called inside
     /// the transaction with the device's log size after acceptance.
     func accept(
         _ batch: VerifiedBatch, records: [EvidenceRecord], device: EnrolledDevice, nowMs: Int64, signReceipt: @escaping @Sendable (Receipt) -> String
-    ) throws(BankError) -> IngestResult
-    /// The same without holding a thread while the store works (the HTTP route uses this one).
-    func accept(
-        _ batch: VerifiedBatch, records: [EvidenceRecord], device: EnrolledDevice, nowMs: Int64, signReceipt: @escaping @Sendable (Receipt) -> String
     ) async throws(BankError) -> IngestResult
-    func events(device: String?) throws(BankError) -> [StoredEvent]
-    func batches(device: String) throws(BankError) -> [StoredBatch]
+    func events(device: String?) async throws(BankError) -> [StoredEvent]
+    func batches(device: String) async throws(BankError) -> [StoredBatch]
     /// Stored incidents, then devices silent at `nowMs` (as kind "silence").
-    func incidents(device: String?, nowMs: Int64) throws(BankError) -> [Incident]
-    func silentDevices(nowMs: Int64) throws(BankError) -> [Silence]
+    func incidents(device: String?, nowMs: Int64) async throws(BankError) -> [Incident]
+    func silentDevices(nowMs: Int64) async throws(BankError) -> [Silence]
     /// The proof that record `rseq` of `device` is in a batch the device signed.
-    func inclusionProof(device: String, rseq: Int64) throws(BankError) -> InclusionProof
+    func inclusionProof(device: String, rseq: Int64) async throws(BankError) -> InclusionProof
     /// Every key the device has had, oldest first.
-    func keys(device: String) throws(BankError) -> [EnrolledDevice]
+    func keys(device: String) async throws(BankError) -> [EnrolledDevice]
     /// The device through its current key; nil when no device has that id.
-    func device(id: String) throws(BankError) -> EnrolledDevice?
+    func device(id: String) async throws(BankError) -> EnrolledDevice?
     /// Revokes the device from `atMs` on (a second revocation keeps the first time); 404 `E_NOT_FOUND`
     /// for an unknown id.
-    func revoke(device: String, atMs: Int64) throws(BankError) -> EnrolledDevice
-    func chainStatus(device: String, nowMs: Int64) throws(BankError) -> ChainStatus
+    func revoke(device: String, atMs: Int64) async throws(BankError) -> EnrolledDevice
+    func chainStatus(device: String, nowMs: Int64) async throws(BankError) -> ChainStatus
+    /// The bank's log size and root now.
+    func logHead() async throws(BankError) -> (size: Int64, root: String)
+}
+
+/// A store that answers on the caller's thread (SQLite, in process): the synchronous ingest path
+/// used by tools and tests. A networked store has no such path, so nothing blocks a thread on it.
+public protocol SynchronousBankStore: BankStore {
+    func device(kid: String) throws(BankError) -> EnrolledDevice?
+    func accept(
+        _ batch: VerifiedBatch, records: [EvidenceRecord], device: EnrolledDevice, nowMs: Int64, signReceipt: @escaping @Sendable (Receipt) -> String
+    ) throws(BankError) -> IngestResult
 }

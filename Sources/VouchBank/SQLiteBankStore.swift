@@ -11,7 +11,7 @@ import VouchEvidence
 /// - A receipt is returned only after the transaction holding its batch has committed with
 ///   `synchronous=FULL`; uploads that arrive together share that transaction (each in its own
 ///   savepoint, so one refusal does not undo the others) and its fsync.
-public final class SQLiteBankStore: BankStore {
+public final class SQLiteBankStore: SynchronousBankStore {
     let pool: DatabasePool
     public let path: String
 
@@ -173,9 +173,7 @@ public final class SQLiteBankStore: BankStore {
                 try Self.execute(db, "INSERT INTO incident(device, kind, bseq, detail, evidence, at_ms) VALUES(?, 'fork', ?, ?, ?, ?)",
                     arguments: [device.id, bseq, batch.signingInputHash, String(decoding: BatchFile.encode(token: batch.token, records: batch.recordBytes), as: UTF8.self), nowMs])
                 if alerts {
-                    try queueAlert(
-                        db, kind: "fork", device: device.id, key: "bseq-\(bseq)-\(batch.signingInputHash)",
-                        body: ["kind": "fork", "device": .string(device.id), "bseq": .int(bseq), "code": .string(refusal.code), "message": .string(refusal.message)], nowMs: nowMs)
+                    try queueAlert(db, kind: "fork", device: device.id, key: "bseq-\(bseq)-\(batch.signingInputHash)", body: BankAlert.forkBody(device: device.id, bseq: bseq, refusal: refusal), nowMs: nowMs)
                 }
                 return .failure(refusal)
             }
@@ -193,13 +191,8 @@ public final class SQLiteBankStore: BankStore {
                 missing = (lastRseq + 1)...(first - 1)
                 try Self.execute(db, "INSERT INTO incident(device, kind, bseq, detail, at_ms) VALUES(?, 'record-gap', ?, ?, ?)",
                     arguments: [device.id, p.bseq, "rseq \(lastRseq + 1)-\(first - 1) missing", nowMs])
-                if alerts {
-                    try queueAlert(
-                        db, kind: "record-gap", device: device.id, key: "bseq-\(p.bseq)",
-                        body: [
-                            "kind": "record-gap", "device": .string(device.id), "bseq": .int(p.bseq), "from_rseq": .int(lastRseq + 1), "to_rseq": .int(first - 1),
-                            "message": .string("records \(lastRseq + 1)-\(first - 1) of \(device.id) never arrived (deleted or lost before batch \(p.bseq))"),
-                        ], nowMs: nowMs)
+                if alerts, let missing {
+                    try queueAlert(db, kind: "record-gap", device: device.id, key: "bseq-\(p.bseq)", body: BankAlert.recordGapBody(device: device.id, bseq: p.bseq, missing: missing), nowMs: nowMs)
                 }
             }
             // A key rotation: the signing key's range ends here, the new key's starts with the next batch.
@@ -235,14 +228,7 @@ public final class SQLiteBankStore: BankStore {
                 if case .event(let e) = record {
                     try Self.store(e, device: device.id, bseq: p.bseq, db: db)
                     if alerts, e.severity != "record" {
-                        try queueAlert(
-                            db, kind: "event", device: device.id, key: "\(e.eventId)-\(e.phase.rawValue)",
-                            body: [
-                                "kind": "event", "device": .string(device.id), "phase": .string(e.phase.rawValue), "event_id": .string(e.eventId),
-                                "rule": .string(e.rule), "channel": .string(e.channel), "severity": .string(e.severity), "start_wall_ms": .int(e.startWallMs),
-                                "end_wall_ms": e.endWallMs.map(JSONValue.int) ?? .null, "duration_ms": .int(e.durationMs), "message": .string(e.explanation),
-                                "bseq": .int(p.bseq),
-                            ], nowMs: nowMs)
+                        try queueAlert(db, kind: "event", device: device.id, key: "\(e.eventId)-\(e.phase.rawValue)", body: BankAlert.eventBody(device: device.id, event: e, bseq: p.bseq), nowMs: nowMs)
                     }
                 }
                 if case .heartbeat(let h) = record { heartbeatMs = h.intervalMs }

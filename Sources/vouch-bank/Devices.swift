@@ -7,12 +7,13 @@ struct Devices: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Enroll, list and revoke gateways.", subcommands: [Add.self, List.self, Revoke.self])
 
-    struct Add: ParsableCommand {
+    struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Enroll a gateway from the document `vouch enroll` printed.",
             discussion: """
                 Example:
                   vouch-bank devices add enrollment.json --db bank.sqlite
+                  vouch-bank devices add enrollment.json --db postgres://vouch@db.bank.internal:5432/vouch
                 """)
 
         @Argument(help: "Enrollment document (JSON).")
@@ -20,13 +21,13 @@ struct Devices: ParsableCommand {
 
         @OptionGroup var store: StoreOptions
 
-        func run() throws {
+        func run() async throws {
             guard let data = FileManager.default.contents(atPath: file) else {
                 throw ValidationError("cannot read \(file)")
             }
             do {
                 let device = try EnrollmentDocument.parse(Array(data), nowMs: Int64(Date().timeIntervalSince1970 * 1000))
-                try SQLiteBankStore(path: store.db).enroll(device)
+                try await store.withStore { try await $0.enroll(device) }
                 print("enrolled \(device.id) with key \(device.kid)")
             } catch {
                 printError("vouch-bank devices add: \(error)")
@@ -35,7 +36,7 @@ struct Devices: ParsableCommand {
         }
     }
 
-    struct Revoke: ParsableCommand {
+    struct Revoke: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Revoke a gateway: its uploads are refused from now on (403 E_DEVICE_REVOKED); what it sent is kept.",
             discussion: """
@@ -48,9 +49,10 @@ struct Devices: ParsableCommand {
 
         @OptionGroup var store: StoreOptions
 
-        func run() throws {
+        func run() async throws {
             do {
-                let d = try SQLiteBankStore(path: store.db).revoke(device: device, atMs: Int64(Date().timeIntervalSince1970 * 1000))
+                let id = device
+                let d = try await store.withStore { try await $0.revoke(device: id, atMs: Int64(Date().timeIntervalSince1970 * 1000)) }
                 let at = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(d.revokedAtMs ?? 0) / 1000))
                 print("revoked \(d.id) (key \(d.kid)) at \(at)")
             } catch {
@@ -60,12 +62,12 @@ struct Devices: ParsableCommand {
         }
     }
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List enrolled gateways.")
         @OptionGroup var store: StoreOptions
 
-        func run() throws {
-            for d in try SQLiteBankStore(path: store.db).devices() {
+        func run() async throws {
+            for d in try await store.withStore({ try await $0.devices() }) {
                 print("\(d.id)\t\(d.kid)\t\(d.revokedAtMs == nil ? "active" : "revoked")")
             }
         }

@@ -3,7 +3,7 @@ import Foundation
 import VouchBank
 import VouchEvidence
 
-struct Events: ParsableCommand {
+struct Events: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List the events the bank has accepted (stoppages, stock leaving, tampering, health).",
         discussion: """
@@ -22,12 +22,15 @@ struct Events: ParsableCommand {
     @Flag(help: "One JSON object per line.") var json = false
     @Flag(help: "Keep printing events as they start and end, until interrupted.") var follow = false
 
-    func run() throws {
-        let bank = try SQLiteBankStore(path: store.db)
+    func run() async throws {
+        try await store.withStore { bank in try await list(bank) }
+    }
+
+    func list(_ bank: any BankStore) async throws {
         var printed: [String: String] = [:]  // device + event id → status printed
         var first = true
         while true {
-            let events = try bank.events(device: device)
+            let events = try await bank.events(device: device)
             if first && events.isEmpty && !json && !follow { print("no events") }
             for e in events where printed["\(e.device)\u{0}\(e.eventId)"] != e.status {
                 printed["\(e.device)\u{0}\(e.eventId)"] = e.status
@@ -36,7 +39,7 @@ struct Events: ParsableCommand {
             first = false
             guard follow else { return }
             fflush(nil)  // every stream: a pipe to `less` or a log sees each event at once
-            Thread.sleep(forTimeInterval: 1)
+            try await Task.sleep(for: .seconds(1))
         }
     }
 

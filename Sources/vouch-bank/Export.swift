@@ -2,7 +2,7 @@ import ArgumentParser
 import VouchBank
 import VouchEvidence
 
-struct Export: ParsableCommand {
+struct Export: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print a device's accepted batches exactly as received, as one batch stream.",
         discussion: """
@@ -17,8 +17,9 @@ struct Export: ParsableCommand {
     @OptionGroup var store: StoreOptions
     @Option(help: "Device id.") var device: String
 
-    func run() throws {
-        for b in try SQLiteBankStore(path: store.db).batches(device: device) {
+    func run() async throws {
+        let id = device
+        for b in try await store.withStore({ try await $0.batches(device: id) }) {
             print(String(decoding: b.file, as: UTF8.self), terminator: "")
         }
     }

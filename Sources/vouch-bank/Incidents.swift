@@ -3,7 +3,7 @@ import Foundation
 import VouchBank
 import VouchEvidence
 
-struct Incidents: ParsableCommand {
+struct Incidents: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List forks (a device signed two histories), records that never arrived, and devices gone silent.",
         discussion: """
@@ -20,8 +20,9 @@ struct Incidents: ParsableCommand {
     @Option(help: "Only this device.") var device: String?
     @Flag(help: "One JSON object per line.") var json = false
 
-    func run() throws {
-        let incidents = try SQLiteBankStore(path: store.db).incidents(device: device, nowMs: Int64(Date().timeIntervalSince1970 * 1000))
+    func run() async throws {
+        let id = device
+        let incidents = try await store.withStore { try await $0.incidents(device: id, nowMs: Int64(Date().timeIntervalSince1970 * 1000)) }
         if incidents.isEmpty && !json { print("no incidents") }
         for i in incidents {
             if json {

@@ -3,7 +3,7 @@ import Foundation
 import VouchBank
 import VouchEvidence
 
-struct Proof: ParsableCommand {
+struct Proof: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Disclose one record without the rest of its batch: print, or check, an inclusion proof.",
         discussion: """
@@ -23,7 +23,7 @@ struct Proof: ParsableCommand {
     @Option(help: "A proof file to check instead.") var check: String?
     @Option(help: "The device's enrollment document (with --check).") var enrollment: String?
 
-    func run() throws {
+    func run() async throws {
         if let check {
             try checkProof(check)
             return
@@ -32,7 +32,7 @@ struct Proof: ParsableCommand {
             throw ValidationError("give --device and --rseq to make a proof, or --check FILE --enrollment FILE to check one")
         }
         let proof: InclusionProof
-        do { proof = try SQLiteBankStore(path: store.db).inclusionProof(device: device, rseq: rseq) } catch {
+        do { proof = try await store.withStore { try await $0.inclusionProof(device: device, rseq: rseq) } } catch {
             printError("vouch-bank proof: \(error)")
             throw ExitCode(1)
         }

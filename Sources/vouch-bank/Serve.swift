@@ -107,7 +107,6 @@ struct Serve: AsyncParsableCommand {
             }
             scheme = clientCA == nil ? "https" : "https (client certificates required, signed by \(clientCA ?? ""))"
         }
-        let database = try SQLiteBankStore(path: store.db, alerts: alertCommand != nil)
         let (bankKey, created) = try BankKeyFile.loadOrCreate(path: key)
         if created { logger.info("created receipt key \(key) (kid \(bankKey.kid))") }
         if let apiTokenFile {
@@ -117,15 +116,23 @@ struct Serve: AsyncParsableCommand {
             }
         }
         let limiter = UploadRateLimiter(perSecond: deviceRate, burst: deviceBurst)
-        let ingest = BankIngest(store: database, bankKey: bankKey, logger: logger, limiter: limiter)
-        let enrolled = try database.devices().map(\.id)
-        logger.info("vouch-bank listening on \(host):\(port) over \(scheme), database \(store.db), \(enrolled.count) enrolled device(s): \(enrolled.joined(separator: ", ")); query and admin API \(settings.apiToken == nil ? "off (no --api-token-file)" : "on")")
-        let app = try buildBankApplication(ingest: ingest, settings: settings, logger: logger)
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
-        if let alertCommand {
-            services.append(.init(service: AlertService(store: database, command: alertCommand, logger: logger)))
-            logger.info("alerts (events, forks, missing records, silent devices) go to: \(alertCommand)")
+        let database: String = store.described
+        do {
+            try await store.withStore(alerts: alertCommand != nil, logger: logger) { bank in
+                let ingest = BankIngest(store: bank, bankKey: bankKey, logger: logger, limiter: limiter)
+                let enrolled = try await bank.devices().map(\.id)
+                logger.info("vouch-bank listening on \(host):\(port) over \(scheme), database \(database), \(enrolled.count) enrolled device(s): \(enrolled.joined(separator: ", ")); query and admin API \(settings.apiToken == nil ? "off (no --api-token-file)" : "on")")
+                let app = try buildBankApplication(ingest: ingest, settings: settings, logger: logger)
+                var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
+                if let alertCommand, let queue = bank as? any AlertQueue {
+                    services.append(.init(service: AlertService(store: queue, command: alertCommand, logger: logger)))
+                    logger.info("alerts (events, forks, missing records, silent devices) go to: \(alertCommand)")
+                }
+                try await ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
+            }
+        } catch let error as BankError {
+            logger.critical("vouch-bank serve: \(error.message)")
+            throw ExitCode(1)
         }
-        try await ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
     }
 }

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Logging
+import VouchBank
+import VouchBankPostgres
 
 @main
 struct VouchBankCommand: AsyncParsableCommand {
@@ -17,6 +19,22 @@ struct VouchBankCommand: AsyncParsableCommand {
 }
 
 struct StoreOptions: ParsableArguments {
-    @Option(help: "Bank database (SQLite file).")
+    @Option(
+        help: ArgumentHelp(
+            "Bank database: a SQLite file, or postgres://USER@HOST:PORT/DATABASE (several receivers on one database; the password from PGPASSWORD).",
+            valueName: "file-or-url"))
     var db = "vouch-bank.sqlite"
+
+    var isPostgres: Bool { PostgresBankConfiguration.isURL(db) }
+
+    /// What the logs show of --db (never a password).
+    var described: String { isPostgres ? PostgresBankConfiguration.redacted(db) : db }
+
+    /// Runs `body` with the store --db names, open (and migrated) for its duration.
+    func withStore<T>(alerts: Bool = false, logger: Logger = Logger(label: "vouch-bank"), _ body: (any BankStore) async throws -> T) async throws -> T {
+        if isPostgres {
+            return try await PostgresBankStore.with(try PostgresBankConfiguration(url: db), alerts: alerts, logger: logger) { try await body($0) }
+        }
+        return try await body(try SQLiteBankStore(path: db, alerts: alerts))
+    }
 }
