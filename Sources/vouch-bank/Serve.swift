@@ -23,6 +23,12 @@ struct Serve: AsyncParsableCommand {
             token. Uploads are limited per device (--device-rate batches/s, --device-burst at once; 429 with \
             Retry-After beyond them, which the gateway retries).
 
+            Several receivers: give each the same --db postgres://USER@HOST:PORT/DATABASE (the password from \
+            PGPASSWORD, not the URL) and the same --key, and put them behind one address. They behave as one: \
+            a batch sent to two of them at once is stored once, chains stay whole, each alert goes out once. \
+            The upload limit is per receiver. A database that gives no connection within 10 s gets 503 \
+            (the gateway retries); one that cannot be reached at start stops serve (exit status 1).
+
             Alerts: with --alert-command, every event whose severity is not "record" (start and end), every \
             fork, every run of records that never arrived and every device gone silent is queued in the \
             database, in the transaction that found it, and handed to the command (run by /bin/sh, the alert's \
@@ -31,6 +37,7 @@ struct Serve: AsyncParsableCommand {
 
             Examples:
               vouch-bank serve --db bank.sqlite --listen 127.0.0.1:8080 --key bank.key
+              PGPASSWORD=… vouch-bank serve --db postgres://vouch@db.bank.internal:5432/vouch --listen 0.0.0.0:8080 --key bank.key
               openssl rand -hex 32 > api.token && chmod 600 api.token
               vouch-bank serve --db bank.sqlite --listen 127.0.0.1:8080 --key bank.key --api-token-file api.token
               vouch-bank serve --db bank.sqlite --key bank.key \\

@@ -12,6 +12,7 @@ struct VouchBankCommand: AsyncParsableCommand {
             Examples:
               vouch-bank devices add enrollment.json --db bank.sqlite
               vouch-bank serve --db bank.sqlite --listen 127.0.0.1:8080 --key bank.key
+              vouch-bank serve --db postgres://vouch@db.bank.internal:5432/vouch --listen 0.0.0.0:8080 --key bank.key
               vouch-bank serve --db bank.sqlite --listen 0.0.0.0:8443 --key bank.key --tls-cert tls-chain.pem --tls-key tls.key
               vouch-bank events --db bank.sqlite
             """,

@@ -13,6 +13,12 @@ import VouchEvidence
 /// signature and Merkle checks, no storage) and in-process ingest (verify and store, no HTTP).
 ///
 /// Usage: vouch-bench-bank [--devices N] [--batches B] [--records R] [--concurrency C]
+///        vouch-bank-bench --targets URL[,URL…] --api-token-file F [--duplicate] [--enrollments DIR] [--prefix P] […]
+///
+/// With --targets, it is a load generator for running receivers (`vouch-bank serve`, one database):
+/// it enrolls its fleet through the API of the first, then uploads each device's batches in order,
+/// spread over the receivers (batch k of a device to receiver k mod n), or with --duplicate every
+/// batch to every receiver at once. See ``LoadGenerator``.
 @main
 struct BankBench {
     static func main() async throws {
@@ -20,6 +26,10 @@ struct BankBench {
         func option(_ name: String, _ fallback: Int) -> Int {
             guard let i = args.firstIndex(of: name), i + 1 < args.count, let v = Int(args[i + 1]), v > 0 else { return fallback }
             return v
+        }
+        func text(_ name: String) -> String? {
+            guard let i = args.firstIndex(of: name), i + 1 < args.count else { return nil }
+            return args[i + 1]
         }
         let devices = option("--devices", 100)
         let perDevice = option("--batches", 20)
@@ -32,7 +42,18 @@ struct BankBench {
         logger.logLevel = .critical
 
         let started = ContinuousClock.now
-        let fleet = (0..<devices).map { Gateway(index: $0, batches: perDevice, records: recordsPerBatch) }
+        let prefix = text("--prefix") ?? "bench-gw-"
+        let fleet = (0..<devices).map { Gateway(index: $0, batches: perDevice, records: recordsPerBatch, prefix: prefix) }
+        if let targets = text("--targets") {
+            guard let tokenFile = text("--api-token-file"),
+                let token = try? String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            else { throw BenchError("--targets needs --api-token-file (the receivers' API token, to enroll the fleet)") }
+            let load = LoadGenerator(
+                targets: targets.split(separator: ",").map(String.init), token: token, fleet: fleet, concurrency: concurrency,
+                duplicate: args.contains("--duplicate"), enrollments: text("--enrollments"))
+            try await load.run()
+            return
+        }
         let total = devices * perDevice
         print("bench-bank: \(devices) devices × \(perDevice) batches of \(recordsPerBatch) records sealed in \(String(format: "%.1f", seconds(ContinuousClock.now - started))) s (\(total) batches, \(fleet[0].files[0].count) bytes each)")
 
@@ -150,8 +171,8 @@ struct Gateway: Sendable {
     let batches: [SealedBatch]
     let files: [[UInt8]]
 
-    init(index: Int, batches count: Int, records: Int) {
-        id = "bench-gw-\(index)"
+    init(index: Int, batches count: Int, records: Int, prefix: String = "bench-gw-") {
+        id = "\(prefix)\(index)"
         key = SigningKey.generate()
         var prev = Digest256.zeroHex
         var rseq: Int64 = 1
