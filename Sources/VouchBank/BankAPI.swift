@@ -15,7 +15,7 @@ enum BankAPI {
     static let paths: [(template: [Substring], methods: [String])] = [
         ("/healthz", ["GET"]), ("/metrics", ["GET"]), ("/openapi.yaml", ["GET"]), ("/v1/batches", ["POST"]), ("/v1/devices", ["GET", "POST"]),
         ("/v1/devices/{device}", ["GET"]), ("/v1/devices/{device}/revoke", ["POST"]), ("/v1/devices/{device}/proof", ["GET"]),
-        ("/v1/events", ["GET"]), ("/v1/incidents", ["GET"]),
+        ("/v1/devices/{device}/summaries", ["GET"]), ("/v1/events", ["GET"]), ("/v1/incidents", ["GET"]), ("/v1/gaps", ["GET"]),
     ].map { ($0.0.split(separator: "/"), $0.1) }
 
     /// The methods `path` takes, or nil when the bank serves no such path.
@@ -89,6 +89,46 @@ enum BankAPI {
                 return jsonResponse(.ok, try await store.inclusionProof(device: id, rseq: rseq).json)
             }
         }
+        router.get("/v1/devices/:device/summaries") { request, context in
+            try await answer(request, token) { () async throws(BankError) -> Response in
+                let id = try deviceParameter(context)
+                let query = request.uri.queryParameters
+                let channel = query["channel"].map(String.init)
+                if let channel, channel.isEmpty || channel.utf8.count > 128 { throw BankError(BankError.query, status: 400, "channel is 1 to 128 characters") }
+                let from = try wholeNumber(query["from_ms"], "from_ms")
+                let until = try wholeNumber(query["until_ms"], "until_ms")
+                let after = try wholeNumber(query["after_rseq"], "after_rseq")
+                if let from, let until, until <= from { throw BankError(BankError.query, status: 400, "until_ms (\(until)) must be after from_ms (\(from))") }
+                var limit = maxSummaries
+                if let text = query["limit"] {
+                    guard let v = Int(String(text)), (1...maxSummaries).contains(v) else {
+                        throw BankError(BankError.query, status: 400, "limit is \"\(text)\"; expected 1 to \(maxSummaries)")
+                    }
+                    limit = v
+                }
+                guard try await store.device(id: id) != nil else { throw BankError(BankError.notFound, status: 404, "no device \(id) is enrolled") }
+                // One more than asked: whether the answer was cut short.
+                let stored = try await store.records(device: id, kind: "sum", channel: channel, fromMs: from, untilMs: until, afterRseq: after, limit: limit + 1)
+                var summaries: [JSONValue] = []
+                for r in stored.prefix(limit) {
+                    guard case .summary(let summary)? = try? EvidenceRecord(json: CanonicalJSON.decode(r.line)) else {
+                        throw BankError(BankError.store, status: 500, "stored record \(r.rseq) of \(id) does not decode as a summary")
+                    }
+                    summaries.append(summary.json(bseq: r.bseq))
+                }
+                var answer: [String: JSONValue] = ["summaries": .array(summaries), "truncated": .bool(stored.count > limit)]
+                if stored.count > limit, let last = stored.prefix(limit).last { answer["next_after_rseq"] = .int(last.rseq) }
+                return jsonResponse(.ok, .object(answer))
+            }
+        }
+        router.get("/v1/gaps") { request, _ in
+            try await answer(request, token) { () async throws(BankError) -> Response in
+                let device = try deviceFilter(request)
+                let since = try wholeNumber(request.uri.queryParameters["since_ms"], "since_ms")
+                let gaps = try await store.gaps(device: device, sinceMs: since)
+                return jsonResponse(.ok, ["gaps": .array(gaps.map(\.json))])
+            }
+        }
         router.get("/v1/events") { request, _ in
             try await answer(request, token) { () async throws(BankError) -> Response in
                 let query = request.uri.queryParameters
@@ -157,6 +197,17 @@ enum BankAPI {
         guard type == "application/json" else {
             throw BankError(BankError.contentType, status: 415, "send the enrollment document as Content-Type: application/json (got \(type ?? "none"))")
         }
+    }
+
+    /// Most summaries one answer holds (page on with `after_rseq`).
+    static let maxSummaries = 5_000
+
+    static func wholeNumber(_ text: Substring?, _ name: String) throws(BankError) -> Int64? {
+        guard let text else { return nil }
+        guard let v = Int64(String(text)), v >= 0 else {
+            throw BankError(BankError.query, status: 400, "\(name) is \"\(text)\"; expected \(name.hasSuffix("rseq") ? "a record sequence number" : "epoch milliseconds")")
+        }
+        return v
     }
 
     static func deviceParameter(_ context: BasicRequestContext) throws(BankError) -> String {

@@ -204,6 +204,37 @@ public protocol BankStore: Sendable {
     func chainStatus(device: String, nowMs: Int64) async throws(BankError) -> ChainStatus
     /// The bank's log size and root now.
     func logHead() async throws(BankError) -> (size: Int64, root: String)
+    /// A device's stored records of one kind (`sum`, `gap`…), by rseq: of one channel when given, with
+    /// wall time from `fromMs` (inclusive) until `untilMs` (exclusive) when given, after `afterRseq` when
+    /// given (the cursor of the next page), at most `limit`.
+    func records(device: String, kind: String, channel: String?, fromMs: Int64?, untilMs: Int64?, afterRseq: Int64?, limit: Int) async throws(BankError) -> [StoredRecord]
+    /// The wall time of a device's record, when the bank holds it.
+    func recordWallMs(device: String, rseq: Int64) async throws(BankError) -> Int64?
+}
+
+/// A record line as the bank holds it.
+public struct StoredRecord: Sendable, Equatable {
+    public var rseq: Int64
+    public var bseq: Int64
+    /// Exactly as the device signed it.
+    public var line: [UInt8]
+
+    public init(rseq: Int64, bseq: Int64, line: [UInt8]) {
+        self.rseq = rseq
+        self.bseq = bseq
+        self.line = line
+    }
+}
+
+extension EvidenceRecord {
+    /// The channel the bank indexes a record by: a summary's, a gap's (nil for the whole device).
+    public var queryChannel: String? {
+        switch self {
+        case .summary(let s): s.channel
+        case .gap(let g): g.channel
+        default: nil
+        }
+    }
 }
 
 /// A store that answers on the caller's thread (SQLite, in process): the synchronous ingest path

@@ -223,8 +223,8 @@ public final class SQLiteBankStore: SynchronousBankStore {
                 arguments: [device.id, p.bseq, batch.signingInputHash, p.prev, batch.token, records.count, nowMs, receipt, logIndex])
             var heartbeatMs: Int64?
             for (record, line) in zip(records, batch.recordBytes) {
-                try Self.execute(db, "INSERT INTO record(device, rseq, bseq, kind, body) VALUES(?, ?, ?, ?, ?)",
-                    arguments: [device.id, record.stamp.rseq, p.bseq, record.kind, String(decoding: line, as: UTF8.self)])
+                try Self.execute(db, "INSERT INTO record(device, rseq, bseq, kind, body, wall_ms, channel) VALUES(?, ?, ?, ?, ?, ?, ?)",
+                    arguments: [device.id, record.stamp.rseq, p.bseq, record.kind, String(decoding: line, as: UTF8.self), record.stamp.wallMs, record.queryChannel])
                 if case .event(let e) = record {
                     try Self.store(e, device: device.id, bseq: p.bseq, db: db)
                     if alerts, e.severity != "record" {
@@ -384,6 +384,39 @@ public final class SQLiteBankStore: SynchronousBankStore {
             arguments: [log.size, log.frontier.map(Hex.encode).joined(separator: ",")])
     }
 
+    public func records(device: String, kind: String, channel: String?, fromMs: Int64?, untilMs: Int64?, afterRseq: Int64?, limit: Int) throws(BankError) -> [StoredRecord] {
+        try read { db in
+            var sql = "SELECT rseq, bseq, body FROM record WHERE device = ? AND kind = ?"
+            var arguments: StatementArguments = [device, kind]
+            if let channel {
+                sql += " AND channel = ?"
+                _ = arguments.append(contentsOf: [channel])
+            }
+            if let fromMs {
+                sql += " AND wall_ms >= ?"
+                _ = arguments.append(contentsOf: [fromMs])
+            }
+            if let untilMs {
+                sql += " AND wall_ms < ?"
+                _ = arguments.append(contentsOf: [untilMs])
+            }
+            if let afterRseq {
+                sql += " AND rseq > ?"
+                _ = arguments.append(contentsOf: [afterRseq])
+            }
+            sql += " ORDER BY rseq LIMIT ?"
+            _ = arguments.append(contentsOf: [limit])
+            return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
+                let body: String = row["body"]
+                return StoredRecord(rseq: row["rseq"], bseq: row["bseq"], line: Array(body.utf8))
+            }
+        }
+    }
+
+    public func recordWallMs(device: String, rseq: Int64) throws(BankError) -> Int64? {
+        try read { db in try Int64.fetchOne(db, sql: "SELECT wall_ms FROM record WHERE device = ? AND rseq = ?", arguments: [device, rseq]) }
+    }
+
     /// Number of stored records of a device (for tests and `verify`).
     public func recordCount(device: String) throws(BankError) -> Int {
         try read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM record WHERE device = ?", arguments: [device]) ?? 0 }
@@ -496,6 +529,17 @@ enum BankSchema {
                     UNIQUE (kind, device, key)
                 ) STRICT;
                 CREATE INDEX alert_due ON alert(next_at_ms) WHERE delivered_at_ms IS NULL;
+                """)
+        }
+        m.registerMigration("v4: record wall time and channel, for summaries and gaps") { db in
+            // Records stored before this are filled in from their own line: [kind, rseq, boot, mono, wall, tq, …];
+            // a summary's channel is its 7th field, a gap's its 8th.
+            try db.execute(sql: """
+                ALTER TABLE record ADD COLUMN wall_ms INTEGER;
+                ALTER TABLE record ADD COLUMN channel TEXT;
+                UPDATE record SET wall_ms = json_extract(body, '$[4]'),
+                    channel = CASE kind WHEN 'sum' THEN json_extract(body, '$[6]') WHEN 'gap' THEN json_extract(body, '$[7]') END;
+                CREATE INDEX record_kind_time ON record(device, kind, wall_ms);
                 """)
         }
         return m

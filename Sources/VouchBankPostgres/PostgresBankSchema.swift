@@ -52,10 +52,13 @@ enum PostgresBankSchema {
                     bseq BIGINT NOT NULL,
                     kind TEXT NOT NULL,
                     body TEXT NOT NULL,
+                    wall_ms BIGINT NOT NULL,
+                    channel TEXT,
                     PRIMARY KEY (device, rseq)
                 )
                 """,
                 "CREATE INDEX record_batch ON record(device, bseq)",
+                "CREATE INDEX record_kind_time ON record(device, kind, wall_ms)",
                 """
                 CREATE TABLE event (
                     device TEXT NOT NULL,

@@ -308,12 +308,16 @@ public final class PostgresBankStore: BankStore, AlertQueue, Service {
         var rseqs: [Int64] = []
         var kinds: [String] = []
         var bodies: [String] = []
+        var walls: [Int64] = []
+        var channels: [String?] = []
         rseqs.reserveCapacity(u.records.count)
         var heartbeatMs: Int64?
         for (record, line) in zip(u.records, u.batch.recordBytes) {
             rseqs.append(record.stamp.rseq)
             kinds.append(record.kind)
             bodies.append(String(decoding: line, as: UTF8.self))
+            walls.append(record.stamp.wallMs)
+            channels.append(record.queryChannel)
             if case .heartbeat(let h) = record { heartbeatMs = h.intervalMs }
         }
         // The batch (its receipt filled in at the end of the transaction), its records and the
@@ -324,8 +328,10 @@ public final class PostgresBankStore: BankStore, AlertQueue, Service {
                 INSERT INTO batch(device, bseq, hash, prev, token, record_count, received_at_ms, receipt, log_idx)
                 VALUES (\(id), \(p.bseq), \(u.batch.signingInputHash), \(p.prev), \(u.batch.token), \(Int32(u.records.count)), \(u.nowMs), '', NULL)
             ), r AS (
-                INSERT INTO record(device, rseq, bseq, kind, body)
-                SELECT \(id), t.rseq, \(p.bseq), t.kind, t.body FROM unnest(\(rseqs)::bigint[], \(kinds)::text[], \(bodies)::text[]) AS t(rseq, kind, body)
+                INSERT INTO record(device, rseq, bseq, kind, body, wall_ms, channel)
+                SELECT \(id), t.rseq, \(p.bseq), t.kind, t.body, t.wall, NULLIF(t.channel, '')
+                FROM unnest(\(rseqs)::bigint[], \(kinds)::text[], \(bodies)::text[], \(walls)::bigint[], \(channels.map { $0 ?? "" })::text[])
+                    AS t(rseq, kind, body, wall, channel)
             )
             INSERT INTO device_state(device, last_batch_at_ms, last_bseq, heartbeat_ms) VALUES (\(id), \(u.nowMs), \(p.bseq), \(heartbeatMs))
             ON CONFLICT (device) DO UPDATE SET last_batch_at_ms = excluded.last_batch_at_ms, last_bseq = excluded.last_bseq,
@@ -552,6 +558,30 @@ public final class PostgresBankStore: BankStore, AlertQueue, Service {
         return InclusionProof(
             batch: found.token, index: found.index, record: found.lines[found.index], path: Merkle.auditPath(index: found.index, leaves: found.lines),
             deviceKey: key, receipt: found.receipt)
+    }
+
+    public func records(device: String, kind: String, channel: String?, fromMs: Int64?, untilMs: Int64?, afterRseq: Int64?, limit: Int) async throws(BankError) -> [StoredRecord] {
+        try await read { connection in
+            // NULL bounds and channel match everything; '' is how a record without a channel is stored.
+            try await connection.query(
+                """
+                SELECT rseq, bseq, body FROM record WHERE device = \(device) AND kind = \(kind)
+                    AND (\(channel)::text IS NULL OR channel = \(channel))
+                    AND (\(fromMs)::bigint IS NULL OR wall_ms >= \(fromMs)) AND (\(untilMs)::bigint IS NULL OR wall_ms < \(untilMs))
+                    AND (\(afterRseq)::bigint IS NULL OR rseq > \(afterRseq))
+                ORDER BY rseq LIMIT \(Int64(limit))
+                """, logger: self.logger
+            ).collect().map { row in
+                let (rseq, bseq, body) = try row.decode((Int64, Int64, String).self)
+                return StoredRecord(rseq: rseq, bseq: bseq, line: Array(body.utf8))
+            }
+        }
+    }
+
+    public func recordWallMs(device: String, rseq: Int64) async throws(BankError) -> Int64? {
+        try await read { connection in
+            try await connection.query("SELECT wall_ms FROM record WHERE device = \(device) AND rseq = \(rseq)", logger: self.logger).collect().first?.decode(Int64.self)
+        }
     }
 
     public func logHead() async throws(BankError) -> (size: Int64, root: String) {

@@ -114,6 +114,8 @@ def test_every_documented_operation_answers_as_documented(bank, spec):
         ("/v1/devices/{device}/proof", "get"): ("GET", f"/v1/devices/{device}/proof?rseq={rseq}", None, {}, 200),
         ("/v1/events", "get"): ("GET", "/v1/events?status=ended", None, {}, 200),
         ("/v1/incidents", "get"): ("GET", f"/v1/incidents?device={device}", None, {}, 200),
+        ("/v1/devices/{device}/summaries", "get"): ("GET", f"/v1/devices/{device}/summaries?channel=meter.power", None, {}, 200),
+        ("/v1/gaps", "get"): ("GET", f"/v1/gaps?device={device}", None, {}, 200),
     }
     documented = {(p, m) for p, ops in spec["paths"].items() for m in ops if m in ("get", "post", "put", "delete", "patch")}
     # Revocation is checked by its own test (it ends the device's uploads).
@@ -137,6 +139,21 @@ def test_every_documented_operation_answers_as_documented(bank, spec):
     check = subprocess.run([str(bank.bin_dir / "vouch-bank"), "proof", "--check", str(proof_file), "--enrollment", str(bank.enrollment)],
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+    # Summaries: what the agent summarised, page by page, each once.
+    everything = json.loads(call(bank.port, "GET", f"/v1/devices/{device}/summaries")[2])
+    assert not everything["truncated"] and len(everything["summaries"]) >= 4
+    assert {s["channel"] for s in everything["summaries"]} >= {"meter.power"}
+    pages, after = [], None
+    while True:
+        page = json.loads(call(bank.port, "GET", f"/v1/devices/{device}/summaries?limit=3" + (f"&after_rseq={after}" if after else ""))[2])
+        pages += page["summaries"]
+        if not page["truncated"]:
+            break
+        after = page["next_after_rseq"]
+    assert pages == everything["summaries"]
+    first = everything["summaries"][0]
+    window = json.loads(call(bank.port, "GET", f"/v1/devices/{device}/summaries?from_ms={first['wall_ms'] + 1}")[2])["summaries"]
+    assert first not in window and all(s["wall_ms"] > first["wall_ms"] for s in window)
     metrics = call(bank.port, "GET", "/metrics", token=None)[2].decode()
     assert 'vouch_bank_uploads_total{verdict="accepted"}' in metrics and device not in metrics
 
@@ -191,6 +208,13 @@ def bad_cases(bank):
         ("enroll without a key", "POST", "/v1/devices", b"{\"device\":\"x\"}", {"Content-Type": "application/json"}, TOKEN, 400, "E_ENROLLMENT"),
         ("enroll with an altered kid", "POST", "/v1/devices", json.dumps(dict(enrollment, kid="x" * 43)).encode(), {"Content-Type": "application/json"}, TOKEN, 400, "E_ENROLLMENT"),
         ("enroll the key for another device", "POST", "/v1/devices", json.dumps(other).encode(), {"Content-Type": "application/json"}, TOKEN, 409, "E_ENROLLMENT"),
+        ("summaries with from_ms=noon", "GET", f"/v1/devices/{bank.device_id}/summaries?from_ms=noon", None, {}, TOKEN, 400, "E_QUERY"),
+        ("summaries with until before from", "GET", f"/v1/devices/{bank.device_id}/summaries?from_ms=10&until_ms=5", None, {}, TOKEN, 400, "E_QUERY"),
+        ("summaries with limit=0", "GET", f"/v1/devices/{bank.device_id}/summaries?limit=0", None, {}, TOKEN, 400, "E_QUERY"),
+        ("summaries with limit=5001", "GET", f"/v1/devices/{bank.device_id}/summaries?limit=5001", None, {}, TOKEN, 400, "E_QUERY"),
+        ("summaries of an unknown device", "GET", "/v1/devices/nobody/summaries", None, {}, TOKEN, 404, "E_NOT_FOUND"),
+        ("summaries without a token", "GET", f"/v1/devices/{bank.device_id}/summaries", None, {}, None, 401, "E_API_TOKEN"),
+        ("gaps with since_ms=-1", "GET", "/v1/gaps?since_ms=-1", None, {}, TOKEN, 400, "E_QUERY"),
         ("enroll a document over 64 KiB", "POST", "/v1/devices", b" " * (65 * 1024), {"Content-Type": "application/json"}, TOKEN, 413, "E_TOO_LARGE"),
     ]
 

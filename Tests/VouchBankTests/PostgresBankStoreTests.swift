@@ -290,6 +290,14 @@ struct PostgresBankStoreTests {
         }
     }
 
+    @Test func summariesAndGaps() async throws {
+        let bank = try await PostgresTestBank.make()
+        try await bank.receivers { stores in
+            let device = try await BankQueryChecks.load(stores[0], ingest: bank.ingest(stores[0]))
+            try await BankQueryChecks.check(stores[0], device)
+        }
+    }
+
     @Test func aDatabaseThatIsNotThereIsA503ThatNamesIt() async throws {
         var configuration = try PostgresBankConfiguration(url: "postgres://vouch@/vouch?host=/nonexistent-vouch-dir&port=5999")
         configuration.maximumConnections = 2
