@@ -16,7 +16,7 @@ struct VouchBankCommand: AsyncParsableCommand {
               vouch-bank serve --db bank.sqlite --listen 0.0.0.0:8443 --key bank.key --tls-cert tls-chain.pem --tls-key tls.key
               vouch-bank events --db bank.sqlite
             """,
-        subcommands: [Serve.self, Devices.self, Events.self, Export.self, Verify.self, Proof.self, Incidents.self, Key.self])
+        subcommands: [Serve.self, Devices.self, Events.self, Gaps.self, Incidents.self, Export.self, Verify.self, Proof.self, Key.self])
 }
 
 struct StoreOptions: ParsableArguments {

@@ -1,5 +1,6 @@
 """The gateway's own events, end to end: an agent killed without a clean shutdown reports it at its
 restart as an `agent-crash` warning the bank lists beside the rules' events; a clean stop does not."""
+import json
 import os
 import signal
 import time
@@ -32,3 +33,12 @@ def test_a_killed_agent_reports_its_crash_at_restart_and_a_clean_stop_reports_no
         before = len(site.batches())
         assert wait_until(lambda: len(site.batches()) >= before + 2, timeout=30)
         assert [e["rule"] for e in site.events() if e["channel"] == "gateway"] == ["agent-crash"], site.events()
+
+        # The bank lists both stretches the agent was down as gaps the gateway reported (the kill, and
+        # the clean stop), each bounded by wall times, over the CLI and the API alike.
+        gaps = [json.loads(line) for line in site.bank("gaps", "--json").stdout.splitlines()]
+        down = [g for g in gaps if g["kind"] == "agent_down"]
+        assert len(down) == 2, gaps
+        assert all(g["channel"] is None and g["from_wall_ms"] < g["to_wall_ms"] and g["rseq"] is not None for g in down), down
+        assert 3_000 <= down[0]["to_wall_ms"] - down[0]["from_wall_ms"] <= 3_000 + 1_500 + (time.time() - killed_at) * 1000, down[0]
+        assert "no gaps" not in site.bank("gaps").stdout
