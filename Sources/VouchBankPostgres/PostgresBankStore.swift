@@ -69,9 +69,9 @@ public final class PostgresBankStore: BankStore, AlertQueue, Service {
                     while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
                 }
             } onCancel: {
-                Task { await self.queue.close() }
+                self.queue.close()
             }
-            await queue.close()
+            queue.close()
             group.cancelAll()
         }
     }
@@ -101,7 +101,7 @@ public final class PostgresBankStore: BankStore, AlertQueue, Service {
     ) async throws(BankError) -> IngestResult {
         let upload = PendingUpload(batch: batch, records: records, device: device, nowMs: nowMs, signReceipt: signReceipt)
         let result = await withCheckedContinuation { continuation in
-            Task { await queue.put(QueuedUpload(upload: upload, done: { continuation.resume(returning: $0) })) }
+            queue.put(QueuedUpload(upload: upload, done: { continuation.resume(returning: $0) }))
         }
         return try result.get()
     }
@@ -166,9 +166,9 @@ public final class PostgresBankStore: BankStore, AlertQueue, Service {
             let accepted = order.filter { if case .pending = outcomes[$0] { true } else { false } }
             if !accepted.isEmpty {
                 // The bank log, last: every receiver's transaction queues here for a moment.
-                let rows = try await connection.query("SELECT size, frontier FROM bank_log WHERE id = 1 FOR UPDATE", logger: logger).collect()
-                guard let row = rows.first else { throw BankError(BankError.store, status: 500, "the bank database has no bank_log row") }
-                let (size, frontierText) = try row.decode((Int64, String).self)
+                var logRow: (Int64, String)?
+                for try await row in try await connection.execute(UploadStatements.LockLog(), logger: logger) { logRow = row }
+                guard let (size, frontierText) = logRow else { throw BankError(BankError.store, status: 500, "the bank database has no bank_log row") }
                 var log = try MerkleLog(size: size, frontier: frontierText.isEmpty ? [] : frontierText.split(separator: ",").map { Hex.decode(String($0)) ?? [] })
                 var receipts: [String] = []
                 var indices: [Int64] = []
@@ -189,16 +189,11 @@ public final class PostgresBankStore: BankStore, AlertQueue, Service {
                     results[i] = .success(
                         IngestResult(verdict: .accepted, device: u.device.id, bseq: u.batch.payload.bseq, receipt: receipt, missingRecords: missing, rotatedTo: rotatedTo))
                 }
-                let frontier = log.frontier.map(Hex.encode).joined(separator: ",")
-                try await connection.query(
-                    """
-                    WITH receipts AS (
-                        UPDATE batch b SET receipt = u.receipt, log_idx = u.idx
-                        FROM unnest(\(devices)::text[], \(bseqs)::bigint[], \(receipts)::text[], \(indices)::bigint[]) AS u(device, bseq, receipt, idx)
-                        WHERE b.device = u.device AND b.bseq = u.bseq
-                    )
-                    UPDATE bank_log SET size = \(log.size), frontier = \(frontier) WHERE id = 1
-                    """, logger: logger)
+                _ = try await connection.execute(
+                    UploadStatements.SaveReceipts(
+                        devices: devices, bseqs: bseqs, receipts: receipts, indices: indices, size: log.size,
+                        frontier: log.frontier.map(Hex.encode).joined(separator: ",")),
+                    logger: logger)
             }
             for (i, outcome) in outcomes.enumerated() {
                 if case .duplicateOfPending(let j) = outcome, case .success(let first)? = results[j] {
@@ -220,25 +215,23 @@ public final class PostgresBankStore: BankStore, AlertQueue, Service {
         let id = u.device.id
         // The lock first, then a fresh read (READ COMMITTED: the next statement sees what the holder
         // we waited for committed).
-        let locked = try await connection.query("SELECT revoked_at_ms FROM device WHERE id = \(id) FOR UPDATE", logger: logger).collect()
-        guard let lockedRow = locked.first else { throw BankError(BankError.unknownDevice, status: 401, "device \(id) is not enrolled") }
-        if let revoked = try lockedRow.decode(Int64?.self), revoked <= u.nowMs {
+        var locked = false
+        var revokedAt: Int64?
+        for try await revoked in try await connection.execute(UploadStatements.LockDevice(device: id), logger: logger) {
+            locked = true
+            revokedAt = revoked
+        }
+        guard locked else { throw BankError(BankError.unknownDevice, status: 401, "device \(id) is not enrolled") }
+        if let revokedAt, revokedAt <= u.nowMs {
             throw BankError(BankError.revokedDevice, status: 403, "device \(id) was revoked")
         }
-        let stateRows = try await connection.query(
-            """
-            SELECT k.from_bseq, k.until_bseq,
-                (SELECT bseq FROM batch WHERE device = \(id) ORDER BY bseq DESC LIMIT 1),
-                (SELECT hash FROM batch WHERE device = \(id) ORDER BY bseq DESC LIMIT 1),
-                (SELECT hash FROM batch WHERE device = \(id) AND bseq = \(p.bseq)),
-                (SELECT receipt FROM batch WHERE device = \(id) AND bseq = \(p.bseq)),
-                (SELECT COALESCE(MAX(rseq), 0) FROM record WHERE device = \(id))
-            FROM (SELECT 1) one LEFT JOIN device_key k ON k.kid = \(u.device.kid)
-            """, logger: logger
-        ).collect()
-        guard let state = stateRows.first else { throw BankError(BankError.store, status: 500, "the chain state query returned nothing") }
-        let (from, until, headBseq, headHash, acceptedHash, acceptedReceipt, lastRseq) = try state.decode(
-            (Int64?, Int64?, Int64?, String?, String?, String?, Int64).self)
+        var chainState: UploadStatements.ChainState.Row?
+        for try await row in try await connection.execute(UploadStatements.ChainState(device: id, kid: u.device.kid, bseq: p.bseq), logger: logger) {
+            chainState = row
+        }
+        guard let (from, until, headBseq, headHash, acceptedHash, acceptedReceipt, lastRseq) = chainState else {
+            throw BankError(BankError.store, status: 500, "the chain state query returned nothing")
+        }
         let head = headBseq.flatMap { b in headHash.map { ChainHead(bseq: b, signingInputHash: $0) } }
         let verdict = ChainRule.classify(bseq: p.bseq, prev: p.prev, signingInputHash: u.batch.signingInputHash, head: head, acceptedHash: acceptedHash)
         if let until, p.bseq > until {
@@ -309,7 +302,7 @@ public final class PostgresBankStore: BankStore, AlertQueue, Service {
         var kinds: [String] = []
         var bodies: [String] = []
         var walls: [Int64] = []
-        var channels: [String?] = []
+        var channels: [String] = []
         rseqs.reserveCapacity(u.records.count)
         var heartbeatMs: Int64?
         for (record, line) in zip(u.records, u.batch.recordBytes) {
@@ -317,26 +310,14 @@ public final class PostgresBankStore: BankStore, AlertQueue, Service {
             kinds.append(record.kind)
             bodies.append(String(decoding: line, as: UTF8.self))
             walls.append(record.stamp.wallMs)
-            channels.append(record.queryChannel)
+            channels.append(record.queryChannel ?? "")
             if case .heartbeat(let h) = record { heartbeatMs = h.intervalMs }
         }
-        // The batch (its receipt filled in at the end of the transaction), its records and the
-        // device's state in one round trip.
-        try await connection.query(
-            """
-            WITH b AS (
-                INSERT INTO batch(device, bseq, hash, prev, token, record_count, received_at_ms, receipt, log_idx)
-                VALUES (\(id), \(p.bseq), \(u.batch.signingInputHash), \(p.prev), \(u.batch.token), \(Int32(u.records.count)), \(u.nowMs), '', NULL)
-            ), r AS (
-                INSERT INTO record(device, rseq, bseq, kind, body, wall_ms, channel)
-                SELECT \(id), t.rseq, \(p.bseq), t.kind, t.body, t.wall, NULLIF(t.channel, '')
-                FROM unnest(\(rseqs)::bigint[], \(kinds)::text[], \(bodies)::text[], \(walls)::bigint[], \(channels.map { $0 ?? "" })::text[])
-                    AS t(rseq, kind, body, wall, channel)
-            )
-            INSERT INTO device_state(device, last_batch_at_ms, last_bseq, heartbeat_ms) VALUES (\(id), \(u.nowMs), \(p.bseq), \(heartbeatMs))
-            ON CONFLICT (device) DO UPDATE SET last_batch_at_ms = excluded.last_batch_at_ms, last_bseq = excluded.last_bseq,
-                heartbeat_ms = COALESCE(excluded.heartbeat_ms, device_state.heartbeat_ms)
-            """, logger: logger)
+        _ = try await connection.execute(
+            UploadStatements.StoreBatch(
+                device: id, bseq: p.bseq, hash: u.batch.signingInputHash, prev: p.prev, token: u.batch.token, recordCount: Int32(u.records.count),
+                receivedAtMs: u.nowMs, rseqs: rseqs, kinds: kinds, bodies: bodies, walls: walls, channels: channels, heartbeatMs: heartbeatMs),
+            logger: logger)
         for case .event(let e) in u.records {
             try await storeEvent(e, device: id, bseq: p.bseq, connection)
             if alerts, e.severity != "record" {
@@ -722,38 +703,55 @@ struct QueuedUpload: Sendable {
 }
 
 /// The uploads waiting for this receiver's writers; a writer takes every upload queued while it was
-/// busy (up to a group's size).
-actor UploadQueue {
-    private var items: [QueuedUpload] = []
-    private var waiters: [CheckedContinuation<[QueuedUpload], Never>] = []
-    private var closed = false
+/// busy (up to a group's size). A lock, not an actor: putting an upload in costs no task and no hop.
+final class UploadQueue: Sendable {
+    private struct State {
+        var items: [QueuedUpload] = []
+        var waiters: [CheckedContinuation<[QueuedUpload], Never>] = []
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+    static let shuttingDown = BankError(BankError.store, status: 503, "the receiver is shutting down; send the batch again")
 
     func put(_ item: QueuedUpload) {
-        if closed {
-            item.done(.failure(BankError(BankError.store, status: 503, "the receiver is shutting down; send the batch again")))
-        } else if !waiters.isEmpty {
-            waiters.removeFirst().resume(returning: [item])
-        } else {
-            items.append(item)
+        let refused = state.withLock { s -> Bool in
+            if s.closed { return true }
+            if !s.waiters.isEmpty {
+                s.waiters.removeFirst().resume(returning: [item])
+            } else {
+                s.items.append(item)
+            }
+            return false
         }
+        if refused { item.done(.failure(Self.shuttingDown)) }
     }
 
     func take(max: Int) async -> [QueuedUpload] {
-        if !items.isEmpty {
-            let group = Array(items.prefix(max))
-            items.removeFirst(group.count)
-            return group
+        await withCheckedContinuation { continuation in
+            state.withLock { s in
+                if !s.items.isEmpty {
+                    let group = Array(s.items.prefix(max))
+                    s.items.removeFirst(group.count)
+                    continuation.resume(returning: group)
+                } else if s.closed {
+                    continuation.resume(returning: [])
+                } else {
+                    s.waiters.append(continuation)
+                }
+            }
         }
-        if closed { return [] }
-        return await withCheckedContinuation { waiters.append($0) }
     }
 
     func close() {
-        closed = true
-        for waiter in waiters { waiter.resume(returning: []) }
-        waiters = []
-        for item in items { item.done(.failure(BankError(BankError.store, status: 503, "the receiver is shutting down; send the batch again"))) }
-        items = []
+        let left = state.withLock { s -> [QueuedUpload] in
+            s.closed = true
+            for waiter in s.waiters { waiter.resume(returning: []) }
+            s.waiters = []
+            defer { s.items = [] }
+            return s.items
+        }
+        for item in left { item.done(.failure(Self.shuttingDown)) }
     }
 }
 
