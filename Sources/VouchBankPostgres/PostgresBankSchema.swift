@@ -119,8 +119,8 @@ enum PostgresBankSchema {
     ]
 
     /// Applies what is missing. Safe to run from several receivers at once.
-    static func migrate(_ client: PostgresClient, logger: Logger) async throws {
-        try await client.withConnection { connection in
+    static func migrate(on connection: PostgresConnection, logger: Logger) async throws {
+        do {
             for migration in migrations {
                 try await connection.query("BEGIN", logger: logger)
                 do {

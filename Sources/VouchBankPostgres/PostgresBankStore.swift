@@ -91,7 +91,8 @@ public final class PostgresBankStore: BankStore, AlertQueue, Service {
 
     /// Applies missing migrations (needs ``run()`` going). A receiver calls this before it serves.
     public func prepare() async throws(BankError) {
-        do { try await PostgresBankSchema.migrate(client, logger: logger) } catch { throw Self.storeError(error, configuration) }
+        let logger = logger
+        do { try await connection { try await PostgresBankSchema.migrate(on: $0, logger: logger) } } catch { throw Self.storeError(error, configuration) }
     }
 
     // MARK: - Uploads

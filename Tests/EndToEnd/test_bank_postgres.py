@@ -141,3 +141,11 @@ def test_a_bad_database_url_stops_serve_with_the_reason(tmp_path):
                          capture_output=True, text=True, timeout=30)
     assert run.returncode == 1
     assert "no user (postgres://USER@" in run.stderr, run.stderr
+
+
+def test_a_database_that_does_not_answer_stops_serve_with_the_reason(tmp_path):
+    run = subprocess.run([str(BIN / "vouch-bank"), "serve", "--db", f"postgres://vouch@/vouch?host={tmp_path}/nothere&port=5432",
+                          "--key", str(tmp_path / "bank.key"), "--listen", f"127.0.0.1:{free_port()}"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert "unreachable: no connection within 10" in run.stderr and f"{tmp_path}/nothere/.s.PGSQL.5432" in run.stderr, run.stderr
