@@ -156,6 +156,17 @@ public struct Agent: Sendable {
         // Last to start, first to stop: the CLI's way to the buses the pollers own.
         services.append(
             ControlServer(path: ControlSocket.path(dataDir: config.device.dataDir), deviceID: config.device.id, clients: clients, pipeline: pipeline, logger: logger))
+        // Under systemd (Type=notify): started after everything else, stopped before it.
+        do {
+            if let notifier = try SystemdNotifier.fromEnvironment(ProcessInfo.processInfo.environment) {
+                services.append(
+                    SystemdNotifyService(
+                        notifier: notifier, pipeline: pipeline, outbox: outbox, controlSocket: ControlSocket.path(dataDir: config.device.dataDir),
+                        deviceID: config.device.id, logger: logger))
+            }
+        } catch {
+            logger.critical("systemd's notification settings are unusable (\(error)); the agent runs without telling systemd, which may restart it")
+        }
         if config.bank.receiptKey == nil {
             logger.warning("no [bank] receipt_key: the bank's receipts are stored without checking their signature")
         }

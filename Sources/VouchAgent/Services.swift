@@ -76,3 +76,52 @@ struct HeartbeatService: Service {
         }
     }
 }
+
+/// systemd's side of `Type=notify` (see ``SystemdNotifier``): `READY=1` once the CLI can reach the agent,
+/// `WATCHDOG=1` at half the watchdog interval for as long as the pipeline answers (a wedged pipeline
+/// stops the pings, and systemd restarts the agent), `STATUS=` for `systemctl status`, and
+/// `STOPPING=1` first thing at shutdown. Started last, so it stops first.
+struct SystemdNotifyService: Service {
+    let notifier: SystemdNotifier
+    let pipeline: EvidencePipeline
+    let outbox: Outbox
+    let controlSocket: String
+    let deviceID: String
+    let logger: Logger
+    /// How often `STATUS=` is refreshed when systemd watches nothing.
+    static let statusInterval: Duration = .seconds(30)
+
+    func run() async throws {
+        await waitForControlSocket()
+        send([("READY", "1"), ("STATUS", status())])
+        logger.info("told systemd the agent is ready\(notifier.watchdogInterval.map { "; watchdog ping every \($0)" } ?? "")")
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do { try await Task.sleep(for: notifier.watchdogInterval ?? Self.statusInterval) } catch { return }
+                // Alive means the pipeline still answers: this await never returns from a wedged one.
+                _ = await pipeline.stampNow()
+                send((notifier.watchdogInterval == nil ? [] : [("WATCHDOG", "1")]) + [("STATUS", status())])
+            }
+        }
+        send([("STOPPING", "1"), ("STATUS", "stopping: closing summaries, sealing what is recorded")])
+    }
+
+    /// Up to 10 s for the control socket to answer; READY is sent either way (the agent records), the
+    /// log says why the CLI cannot reach it.
+    func waitForControlSocket() async {
+        for _ in 0..<200 {
+            if (try? ControlSocket.ask(ControlRequest(op: "ping"), socketPath: controlSocket, timeout: .milliseconds(500))) != nil { return }
+            do { try await Task.sleep(for: .milliseconds(50)) } catch { return }
+        }
+        logger.warning("the control socket \(controlSocket) does not answer; telling systemd the agent is ready anyway (it records)")
+    }
+
+    func status() -> String {
+        let backlog = (try? outbox.status().undeliveredBatches).map { "\($0) batch(es) not yet at the bank" } ?? "outbox unreadable"
+        return "\(deviceID) recording; \(backlog)"
+    }
+
+    func send(_ fields: [(String, String)]) {
+        do { try notifier.send(fields) } catch { logger.error("\(error)") }
+    }
+}
