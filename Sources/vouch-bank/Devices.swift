@@ -5,7 +5,14 @@ import VouchEvidence
 
 struct Devices: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Enroll, list and revoke gateways.", subcommands: [Add.self, List.self, Revoke.self])
+        abstract: "Enroll, list and revoke gateways.",
+        discussion: """
+            Examples:
+              vouch-bank devices add enrollment.json --db bank.sqlite
+              vouch-bank devices list --db bank.sqlite
+              vouch-bank devices revoke acme-press-1 --db postgres://vouch@db.bank.internal/vouch
+            """,
+        subcommands: [Add.self, List.self, Revoke.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -63,7 +70,12 @@ struct Devices: ParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List enrolled gateways.")
+        static let configuration = CommandConfiguration(
+            abstract: "List enrolled gateways: id, current key, active or revoked.",
+            discussion: """
+                Example:
+                  vouch-bank devices list --db bank.sqlite
+                """)
         @OptionGroup var store: StoreOptions
 
         func run() async throws {

@@ -4,7 +4,12 @@ import VouchCore
 
 struct ConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "config", abstract: "Work with the agent's config file.", subcommands: [Check.self])
+        commandName: "config", abstract: "Work with the agent's config file.",
+        discussion: """
+            Example:
+              vouch config check --config /etc/vouch/vouch.toml
+            """,
+        subcommands: [Check.self])
 
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -6,7 +6,12 @@ import VouchStore
 
 struct EvidenceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "evidence", abstract: "Work with the evidence this gateway has sealed.", subcommands: [Export.self])
+        commandName: "evidence", abstract: "Work with the evidence this gateway has sealed.",
+        discussion: """
+            Example:
+              vouch evidence export --config /etc/vouch/vouch.toml > site.batches
+            """,
+        subcommands: [Export.self])
 
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(
