@@ -155,7 +155,10 @@ public struct Agent: Sendable {
         }
         // Last to start, first to stop: the CLI's way to the buses the pollers own.
         services.append(
-            ControlServer(path: ControlSocket.path(dataDir: config.device.dataDir), deviceID: config.device.id, clients: clients, pipeline: pipeline, logger: logger))
+            ControlServer(
+                path: ControlSocket.path(dataDir: config.device.dataDir), deviceID: config.device.id, clients: clients, pipeline: pipeline,
+                statusSource: .init(outbox: outbox, uplink: uplink, bootCount: bootCount, startedWallMs: now.wallMs, startedMonoMs: now.monoMs, clock: clock),
+                logger: logger))
         // Under systemd (Type=notify): started after everything else, stopped before it.
         do {
             if let notifier = try SystemdNotifier.fromEnvironment(ProcessInfo.processInfo.environment) {

@@ -5,6 +5,8 @@ import ServiceLifecycle
 import Synchronization
 import VouchCore
 import VouchModbus
+import VouchStore
+import VouchUplink
 
 #if canImport(Glibc)
 import Glibc
@@ -74,6 +76,8 @@ public struct ControlResponse: Codable, Sendable, Equatable {
     public var operation: String?
     /// Release windows: the one opened or closed, or those open (answer to `release.list`).
     public var releases: [ReleaseWindow]?
+    /// The agent's state (answer to `status`).
+    public var status: AgentStatus?
 
     public static func failure(_ code: String, _ message: String) -> ControlResponse {
         ControlResponse(ok: false, code: code, message: message)
@@ -197,15 +201,30 @@ final class ControlServer: Service, Sendable {
     let clients: [String: ModbusClient]
     /// Keeps the release windows (nil in tests of the Modbus path alone).
     let pipeline: EvidencePipeline?
+    /// What `status` reports beside the pipeline's part (nil: the op is refused).
+    let statusSource: StatusSource?
     let logger: Logger
+
+    /// The agent's parts `status` reads.
+    struct StatusSource: Sendable {
+        let outbox: Outbox
+        let uplink: Uplink
+        let bootCount: Int64
+        let startedWallMs: Int64
+        let startedMonoMs: Int64
+        let clock: any AgentClock
+    }
     private let listener = Mutex<Int32>(-1)
     private let queue = DispatchQueue(label: "vouch.control", attributes: .concurrent)
 
-    init(path: String, deviceID: String, clients: [String: ModbusClient], pipeline: EvidencePipeline? = nil, logger: Logger) {
+    init(
+        path: String, deviceID: String, clients: [String: ModbusClient], pipeline: EvidencePipeline? = nil, statusSource: StatusSource? = nil, logger: Logger
+    ) {
         self.path = path
         self.deviceID = deviceID
         self.clients = clients
         self.pipeline = pipeline
+        self.statusSource = statusSource
         self.logger = logger
     }
 
@@ -296,6 +315,23 @@ final class ControlServer: Service, Sendable {
             return handleRelease(request, peer: peer)
         case "ping":
             return ControlResponse(ok: true, device: deviceID, endpoints: clients.keys.sorted())
+        case "status":
+            guard let pipeline, let source = statusSource else { return .failure("E_CONTROL_OP", "this agent does not report its status") }
+            let part = Self.wait { await pipeline.status() }
+            var outbox: AgentStatus.Outbox?
+            var outboxError: String?
+            do {
+                let o = try source.outbox.status()
+                outbox = AgentStatus.Outbox(
+                    records: o.records, unsealedRecords: o.unsealedRecords, batches: o.batches, undeliveredBatches: o.undeliveredBatches, lastBseq: o.lastBseq)
+            } catch { outboxError = "\(error)" }
+            let now = source.clock.now()
+            var response = ControlResponse(ok: true, device: deviceID)
+            response.status = AgentStatus(
+                device: deviceID, version: VouchCoreInfo.agentVersion, startedWallMs: source.startedWallMs, uptimeMs: now.monoMs - source.startedMonoMs,
+                bootCount: source.bootCount, clock: part.clock, channels: part.channels, rules: part.rules, openReleases: part.openReleases, outbox: outbox,
+                outboxError: outboxError, uplink: source.uplink.delivery)
+            return response
         case "modbus.read":
             guard let url = request.url, let client = clients[url] else {
                 return .failure("E_CONTROL_NOT_OWNED", "this agent does not poll \(request.url ?? "(no url)")")
@@ -311,7 +347,7 @@ final class ControlServer: Service, Sendable {
                 return ControlResponse(ok: false, code: error.code, message: error.message, device: deviceID, errno: error.errno, operation: error.operation)
             }
         default:
-            return .failure("E_CONTROL_OP", "unknown op \"\(request.op)\" (known: ping, modbus.read, release.open, release.close, release.list)")
+            return .failure("E_CONTROL_OP", "unknown op \"\(request.op)\" (known: ping, status, modbus.read, release.open, release.close, release.list)")
         }
     }
 

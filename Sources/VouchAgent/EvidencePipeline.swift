@@ -59,6 +59,12 @@ public actor EvidencePipeline {
     private let releaseSettings: ReleaseSettings
     /// Every configured channel id, in config order: what a release window may name.
     private let channelIDs: [String]
+    /// For `vouch status`: each channel's unit and scale, its last good reading, the rules and their
+    /// open events (by rule id).
+    private let channelUnits: [String: (unit: String, scale: Int64)]
+    private var lastGood: [String: Reading] = [:]
+    private let ruleList: [(id: String, kind: String, channel: String)]
+    private var openEvents: [String: (eventId: String, severity: String, sinceWallMs: Int64)] = [:]
 
     public init(
         config: AgentConfig, outbox: Outbox, clock: any AgentClock, logger: Logger, maxUnstored: Int = 10_000, engine: DetectionEngine? = nil,
@@ -69,6 +75,11 @@ public actor EvidencePipeline {
         storedCarryOver = Self.encodeCarryOver(self.engine.carryOver)
         self.releaseSettings = config.release
         self.channelIDs = config.allChannels.map(\.id)
+        self.channelUnits = Dictionary(config.allChannels.map { ($0.id, ($0.unit, $0.scaleExponent)) }, uniquingKeysWith: { a, _ in a })
+        self.ruleList =
+            config.stoppageRules.map { ($0.id, "stoppage", $0.channel) }
+            + (engine?.detectors.map { ($0.rule.id, $0.rule.kind, $0.rule.channel) } ?? [])
+            + (engine?.machines.map { ($0.rule.id, $0.rule.kind, $0.rule.channel) } ?? [])
         self.outbox = outbox
         self.maxUnstored = maxUnstored
         self.clock = clock
@@ -102,6 +113,7 @@ public actor EvidencePipeline {
         expireReleases()
         var records: [EvidenceRecord] = []
         for reading in readings {
+            if reading.quality == .ok { lastGood[reading.channel] = reading }
             records += clockStep(reading.time)
             if let gap = narrate(reading) { records.append(gap) }
             if textChannels.contains(reading.channel) {
@@ -252,6 +264,43 @@ public actor EvidencePipeline {
     /// A stamp for a record made now.
     public func stampNow() -> RecordStamp { stamp() }
 
+    /// What `vouch status` shows of the pipeline.
+    public func status() -> PipelineStatus {
+        let now = clock.now()
+        let channels = channelIDs.map { id -> AgentStatus.Channel in
+            let units = channelUnits[id] ?? ("", 0)
+            let good = lastGood[id]
+            var c = AgentStatus.Channel(
+                id: id, unit: units.unit, value: good?.value, scale: units.scale, text: good?.text, readWallMs: good?.time.wallMs,
+                quality: good == nil ? "waiting" : "ok")
+            if let failing = unreachable[id] {
+                c.quality = "failing"
+                c.failingSinceWallMs = failing.since.wallMs
+                c.failures = failing.failures
+                c.lastError = failing.lastError
+            }
+            return c
+        }
+        let rules = ruleList.map { r -> AgentStatus.Rule in
+            guard let open = openEvents[r.id] else { return AgentStatus.Rule(id: r.id, kind: r.kind, channel: r.channel, state: "quiet") }
+            return AgentStatus.Rule(
+                id: r.id, kind: r.kind, channel: r.channel, state: "finding", eventId: open.eventId, severity: open.severity, sinceWallMs: open.sinceWallMs)
+        }
+        return PipelineStatus(
+            clock: AgentStatus.Clock(wallMs: now.wallMs, quality: now.quality.rawValue), channels: channels, rules: rules,
+            openReleases: releases.openAt(monoMs: now.monoMs).count)
+    }
+
+    /// Keeps the open events for `vouch status` as records are made.
+    private func noteEvents(_ records: [EvidenceRecord]) {
+        for case .event(let e) in records {
+            switch e.phase {
+            case .start: openEvents[e.rule] = (e.eventId, e.severity, e.startWallMs)
+            case .end: openEvents[e.rule] = nil
+            }
+        }
+    }
+
     /// A clock step between the previous reading and this one, as a record; and, when the clock was
     /// synchronised before it, as a `clock-step` event too. A first synchronisation (an RTC-less board
     /// whose clock starts in 1970 or at its last shutdown) is a step from an unsynchronised clock: a
@@ -305,6 +354,7 @@ public actor EvidencePipeline {
     }
 
     private func store(_ records: [EvidenceRecord], force: Bool = false) {
+        noteEvents(records)
         let kept = unstored + records
         guard !kept.isEmpty else { return }
         if storeOutage != nil, !force, clock.now().monoMs < nextStoreAttemptMonoMs {

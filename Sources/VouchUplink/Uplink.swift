@@ -94,6 +94,24 @@ public final class Uplink: Service, Sendable {
     /// The batch the bank refused for good, and when to offer it again.
     private let parked = Mutex<(bseq: Int64, until: ContinuousClock.Instant)?>(nil)
     private let lastPrune = Mutex<ContinuousClock.Instant?>(nil)
+    private let deliveryState = Mutex(DeliveryState())
+
+    /// How delivery has gone, for `vouch status`: wall times of the clock the records carry.
+    public struct DeliveryState: Sendable, Equatable, Codable {
+        /// The last round that tried to send (nil: nothing to send yet).
+        public var lastAttemptWallMs: Int64?
+        /// The last batch the bank acknowledged with a receipt, and when.
+        public var lastReceiptBseq: Int64?
+        public var lastReceiptWallMs: Int64?
+        /// Why the last round failed; nil once a round succeeds.
+        public var lastError: String?
+        /// Rounds failed in a row.
+        public var failures: Int = 0
+
+        public init() {}
+    }
+
+    public var delivery: DeliveryState { deliveryState.withLock { $0 } }
 
     /// An uplink sending with `http`, which stays the caller's (it is not shut down here).
     public convenience init(
@@ -313,6 +331,11 @@ public final class Uplink: Service, Sendable {
             throw UplinkError(.store, "batch \(batch.bseq): receipt could not be stored: \(error)")
         }
         let verdict = answer["verdict"]?.stringValue ?? "accepted"
+        let receivedAt = clock.now().wallMs
+        deliveryState.withLock {
+            $0.lastReceiptBseq = batch.bseq
+            $0.lastReceiptWallMs = receivedAt
+        }
         let receiptState = settings.bankKey == nil ? "receipt stored (unverified: no [bank] receipt_key)" : "receipt signature verified and stored"
         logger.info("bank \(verdict) batch \(batch.bseq): verified signature and chain; \(receiptState) (bank holds \(receipt.deviceLogSize) batches of \(settings.deviceID))", metadata: ["bseq": "\(batch.bseq)"])
     }
@@ -364,6 +387,14 @@ public final class Uplink: Service, Sendable {
         if result.delivered > 0 {
             releaseQuarantine()
             pruneIfDue()
+        }
+        if result.delivered > 0 || result.failure != nil {
+            let at = clock.now().wallMs
+            deliveryState.withLock { state in
+                state.lastAttemptWallMs = at
+                state.lastError = result.failure.map { "\($0.error)" }
+                state.failures = result.failure == nil ? 0 : state.failures + 1
+            }
         }
         guard let failure = result.failure else {
             failures = 0

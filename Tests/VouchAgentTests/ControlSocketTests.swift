@@ -59,7 +59,7 @@ import VouchModbus
         #expect(incomplete.code == "E_CONTROL_REQUEST")
         let unknown = try #require(try await ask(ControlRequest(op: "reboot"), s.path).get())
         #expect(unknown.code == "E_CONTROL_OP")
-        #expect(unknown.message?.contains("ping, modbus.read") == true)
+        #expect(unknown.message?.contains("ping, status, modbus.read") == true)
     }
 
     @Test func aStaleSocketIsReplacedButALiveOneIsNot() async throws {
