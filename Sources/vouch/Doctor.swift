@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import VouchAgent
+import VouchCore
+
+struct DoctorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "doctor",
+        abstract: "Check the gateway from end to end and say what to fix: key, disk, clock, agent, serial ports, Modbus devices, GPIO, the bank.",
+        discussion: """
+            Runs every check, whatever failed before it, and prints a checklist: ok, warn (works, but will \
+            bite), FAIL (the agent cannot do its job), skip (not in this config), each failure with a fix. \
+            Modbus devices are read through the running agent when there is one (a second master would garble \
+            the bus), else polled once. The bank is asked GET /healthz with the config's TLS settings. \
+            Nothing is changed.
+
+            Exit status: 0 nothing failed (warnings allowed), 1 a check failed, 78 the config does not load \
+            (its errors are printed, as by vouch config check).
+
+            Examples:
+              vouch doctor
+              vouch doctor --config /etc/vouch/vouch.toml --json
+            """)
+
+    @Option(name: .shortAndLong, help: "Config file.")
+    var config = "/etc/vouch/vouch.toml"
+
+    @Flag(help: "One JSON document on stdout.")
+    var json = false
+
+    func run() async throws {
+        let settings: AgentConfig
+        do { settings = try ConfigLoader.load(path: config) } catch {
+            if json { Self.printJSON(["config": config, "checks": [["id": "config", "outcome": "fail", "detail": "\(error)", "fix": "vouch config check \(config)"]], "failed": 1]) }
+            FileHandleOutput.standardError("\(error)")
+            throw ExitCode(78)
+        }
+        var checks = [DoctorCheck("config", .ok, "\(config) loads: \(settings.modbusDevices.count) Modbus device(s), \(settings.gpio.inputs.count + settings.gpio.outputs.count) GPIO line(s), device \(settings.device.id)")]
+        checks += await Doctor.checks(settings)
+        let failed = checks.filter { $0.outcome == .fail }.count
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let rows = (try? JSONSerialization.jsonObject(with: encoder.encode(checks))) ?? []
+            Self.printJSON(["config": config, "device": settings.device.id, "checks": rows, "failed": failed])
+        } else {
+            print("vouch doctor: \(config) (device \(settings.device.id))")
+            let width = checks.map(\.id.count).max() ?? 0
+            for c in checks {
+                let mark = ["ok": "ok  ", "warn": "warn", "fail": "FAIL", "skip": "skip"][c.outcome.rawValue] ?? c.outcome.rawValue
+                print("  \(mark)  \(c.id.padding(toLength: width, withPad: " ", startingAt: 0))  \(c.detail)")
+                if let fix = c.fix, c.outcome != .ok {
+                    print("        \(String(repeating: " ", count: width))  fix: \(fix)")
+                }
+            }
+            let warned = checks.filter { $0.outcome == .warn }.count
+            print(failed == 0 ? "all \(checks.count) checks passed\(warned > 0 ? " (\(warned) warning(s))" : "")" : "\(failed) of \(checks.count) checks failed")
+        }
+        if failed > 0 { throw ExitCode(1) }
+    }
+
+    static func printJSON(_ object: [String: Any]) {
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
+        print(String(decoding: data, as: UTF8.self))
+    }
+}
