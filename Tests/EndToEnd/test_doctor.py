@@ -6,6 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from json_shape import key_paths
 from vouch_site import Site, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,12 +25,6 @@ def checks(site):
     return code, {c["id"]: c for c in doc["checks"]}, doc
 
 
-def key_paths(value, prefix=""):
-    if isinstance(value, dict):
-        return sorted({p for k, v in value.items() for p in [prefix + k] + key_paths(v, prefix + k + ".")})
-    if isinstance(value, list):
-        return sorted({p for item in value for p in key_paths(item, prefix.rstrip(".") + "[].")})
-    return []
 
 
 def test_doctor_on_a_healthy_site_then_each_breakage(tmp_path):

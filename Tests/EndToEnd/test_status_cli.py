@@ -6,6 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from json_shape import key_paths
 from vouch_site import Site, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,13 +30,6 @@ def current(site):
     return json.loads(out) if code == 0 else {}
 
 
-def key_paths(value, prefix=""):
-    """Every key path of a JSON document (list items as [])."""
-    if isinstance(value, dict):
-        return sorted({p for k, v in value.items() for p in [prefix + k] + key_paths(v, prefix + k + ".")})
-    if isinstance(value, list):
-        return sorted({p for item in value for p in key_paths(item, prefix.rstrip(".") + "[].")})
-    return []
 
 
 def test_status_of_a_running_agent(tmp_path):
