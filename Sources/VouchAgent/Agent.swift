@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 import VouchCore
 import VouchDetect
 import VouchEvidence
@@ -22,6 +23,23 @@ public struct Agent: Sendable {
     /// The uplink service; its own HTTP client is shut down after the group stops.
     let uplink: Uplink
     let logger: Logger
+    /// The running service group, and why a restart was asked for (see ``requestRestart(reason:)``).
+    let control = RunControl()
+
+    final class RunControl: Sendable {
+        let group = Mutex<ServiceGroup?>(nil)
+        let restart = Mutex<String?>(nil)
+    }
+
+    /// Stops the agent in order, as SIGTERM would, and makes ``run()`` return a restart: the caller
+    /// starts again on the new configuration (`vouch run` replaces itself, keeping its pid).
+    public func requestRestart(reason: String) async {
+        control.restart.withLock { $0 = reason }
+        await control.group.withLock { $0 }?.triggerGracefulShutdown()
+    }
+
+    /// Why ``run()`` returned for a restart; nil when it stopped for good.
+    public var restartReason: String? { control.restart.withLock { $0 } }
 
     public static func build(config: AgentConfig, logger: Logger) throws(AgentError) -> Agent {
         var key = try DeviceKeyFile.load(path: config.device.keyFile)
@@ -231,6 +249,9 @@ public struct Agent: Sendable {
         let group = ServiceGroup(
             configuration: .init(
                 services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        control.group.withLock { $0 = group }
+        // A restart asked for while the agent was still starting: honoured now.
+        if restartReason != nil { Task { await group.triggerGracefulShutdown() } }
         do { try await group.run() } catch {
             await uplink.shutdownHTTPClient()
             throw error

@@ -42,7 +42,7 @@ def test_the_unit_asks_for_what_the_agent_relies_on():
     s = unit_settings()
     assert s["Type"] == ["notify"] and s["NotifyAccess"] == ["main"]
     assert s["ExecStart"] == ["/usr/bin/vouch run --config /etc/vouch/vouch.toml"]
-    assert s["Restart"] == ["always"]
+    assert s["Restart"] == ["always"] and s["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     watchdog = int(s["WatchdogSec"][0].rstrip("s"))
     assert 10 <= watchdog <= 120, "the agent pings at half of it; its pipeline must answer well within"
     assert s["User"] == ["vouch"] and s["SupplementaryGroups"] == ["gpio dialout"]
