@@ -1,5 +1,7 @@
+import Foundation
 import ArgumentParser
 import Logging
+import VouchAgent
 
 @main
 struct Vouch: AsyncParsableCommand {
@@ -20,9 +22,16 @@ struct Vouch: AsyncParsableCommand {
 }
 
 enum Logs {
-    /// swift-log to stderr (journald adds its own timestamps); called once, by the executable only.
+    /// swift-log to stderr: with syslog priorities and no timestamps when stderr is the journal
+    /// (``JournalLogHandler``), swift-log's own format elsewhere; called once, by the executable only.
     static func bootstrap(level: Logger.Level) {
+        let journal = JournalLogHandler.stderrIsJournal(ProcessInfo.processInfo.environment)
         LoggingSystem.bootstrap { label in
+            if journal {
+                var handler = JournalLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
