@@ -175,7 +175,8 @@ public struct Agent: Sendable {
         services.append(
             ControlServer(
                 path: ControlSocket.path(dataDir: config.device.dataDir), deviceID: config.device.id, clients: clients, pipeline: pipeline,
-                statusSource: .init(outbox: outbox, uplink: uplink, bootCount: bootCount, startedWallMs: now.wallMs, startedMonoMs: now.monoMs, clock: clock),
+                statusSource: .init(
+                    outbox: outbox, uplink: uplink, bootCount: bootCount, configSha256: config.sourceHash, startedWallMs: now.wallMs, startedMonoMs: now.monoMs, clock: clock),
                 logger: logger))
         // Under systemd (Type=notify): started after everything else, stopped before it.
         do {

@@ -47,6 +47,9 @@ public struct AgentStatus: Codable, Sendable, Equatable {
 
     public var device: String
     public var version: String
+    /// The agent's process (what SIGHUP goes to) and the SHA-256 of the config file it runs.
+    public var pid: Int32
+    public var configSha256: String
     public var startedWallMs: Int64
     public var uptimeMs: Int64
     public var bootCount: Int64
@@ -104,6 +107,8 @@ extension AgentStatus {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(device, forKey: .device)
         try c.encode(version, forKey: .version)
+        try c.encode(pid, forKey: .pid)
+        try c.encode(configSha256, forKey: .configSha256)
         try c.encode(startedWallMs, forKey: .startedWallMs)
         try c.encode(uptimeMs, forKey: .uptimeMs)
         try c.encode(bootCount, forKey: .bootCount)

@@ -210,6 +210,7 @@ final class ControlServer: Service, Sendable {
         let outbox: Outbox
         let uplink: Uplink
         let bootCount: Int64
+        let configSha256: String
         let startedWallMs: Int64
         let startedMonoMs: Int64
         let clock: any AgentClock
@@ -328,7 +329,7 @@ final class ControlServer: Service, Sendable {
             let now = source.clock.now()
             var response = ControlResponse(ok: true, device: deviceID)
             response.status = AgentStatus(
-                device: deviceID, version: VouchCoreInfo.agentVersion, startedWallMs: source.startedWallMs, uptimeMs: now.monoMs - source.startedMonoMs,
+                device: deviceID, version: VouchCoreInfo.agentVersion, pid: getpid(), configSha256: source.configSha256, startedWallMs: source.startedWallMs, uptimeMs: now.monoMs - source.startedMonoMs,
                 bootCount: source.bootCount, clock: part.clock, channels: part.channels, rules: part.rules, openReleases: part.openReleases, outbox: outbox,
                 outboxError: outboxError, uplink: source.uplink.delivery)
             return response

@@ -6,10 +6,11 @@ struct ConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "config", abstract: "Work with the agent's config file.",
         discussion: """
-            Example:
-              vouch config check --config /etc/vouch/vouch.toml
+            Examples:
+              vouch config check /etc/vouch/vouch.toml
+              sudo vouch config apply --config /etc/vouch/vouch.toml
             """,
-        subcommands: [Check.self])
+        subcommands: [Check.self, Apply.self])
 
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -19,7 +20,7 @@ struct ConfigCommand: ParsableCommand {
 
                 Examples:
                   vouch config check /etc/vouch/vouch.toml
-                  vouch config check site.toml && sudo systemctl restart vouch
+                  vouch config check site.toml && sudo vouch config apply --config site.toml
                 """)
 
         @Argument(help: "Config file to check.")

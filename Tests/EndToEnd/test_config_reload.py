@@ -55,3 +55,32 @@ def test_sighup_refuses_a_broken_config_and_applies_a_changed_one_in_place(tmp_p
         assert changed[7] == first[6] and changed[6] != first[6], (first, changed)
         assert changed[10].startswith("configuration changed"), changed
         assert site.stop_process("agent") == 0
+
+
+def test_config_apply_checks_signals_and_waits_for_the_new_file(tmp_path):
+    site = Site(tmp_path / "site", stop_after=1e9, stop_for=0, summary_interval="2s", batch_interval="1s", poll_interval="200ms")
+
+    def apply():
+        return subprocess.run([str(site.bin_dir / "vouch"), "config", "apply", "--config", str(site.config), "--timeout", "60"],
+                              capture_output=True, text=True, timeout=90)
+
+    with site:
+        site.start()
+        assert wait_until(lambda: len(site.batches()) >= 1, timeout=30)
+        agent = site.processes["agent"]
+        original = site.config.read_text()
+        run = apply()
+        assert run.returncode == 0 and f"(pid {agent.pid}) already runs" in run.stdout, run.stdout + run.stderr
+
+        site.config.write_text(original.replace('summary_interval = "2s"', 'summary_interval = "2 parsecs"'))
+        run = apply()
+        assert run.returncode == 78 and "summary_interval" in run.stderr and "nothing applied" in run.stderr, run.stderr
+        assert "was not applied" not in agent_log(site), "the agent was signalled for a file that does not check"
+
+        site.config.write_text(original.replace('summary_interval = "2s"', 'summary_interval = "4s"'))
+        run = apply()
+        assert run.returncode == 0 and "applied: the agent (pid" in run.stdout, run.stdout + run.stderr
+        assert f"(pid {agent.pid})" in run.stdout.splitlines()[-1] and agent.poll() is None
+        assert site.stop_process("agent") == 0
+        run = apply()
+        assert run.returncode == 69 and "no agent is running" in run.stderr
