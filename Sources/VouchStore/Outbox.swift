@@ -311,6 +311,15 @@ public final class Outbox: Sendable {
         }
     }
 
+    /// The newest `limit` records of one kind (`evt`, `gap`…), oldest first, with the batch that sealed
+    /// each (nil: not yet).
+    public func latestRecords(kind: String, limit: Int) throws(StoreError) -> [(record: EvidenceRecord, bseq: Int64?)] {
+        try read("list \(kind) records") { db in
+            try Row.fetchAll(db, sql: "SELECT rseq, body, bseq FROM record WHERE kind = ? ORDER BY rseq DESC LIMIT ?", arguments: [kind, limit])
+                .reversed().map { (try Self.decode($0), $0["bseq"]) }
+        }
+    }
+
     /// How many sealed batches wait for the bank's receipt.
     public func undeliveredCount() throws(StoreError) -> Int {
         try read("count undelivered batches") { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM batch WHERE receipt IS NULL") ?? 0 }

@@ -18,7 +18,7 @@ struct Vouch: AsyncParsableCommand {
               vouch modbus scan --url tcp://192.168.1.20 --units 1-10
               vouch release open --for 2h --reason "sale to Koné Ltd, invoice 2291"
             """,
-        subcommands: [Run.self, Status.self, Sensors.self, DoctorCommand.self, ConfigCommand.self, Enroll.self, EvidenceCommand.self, DetectCommand.self, GPIOCommand.self, ModbusCommand.self, ReleaseCommand.self])
+        subcommands: [Run.self, Status.self, Sensors.self, EventsCommand.self, OutboxCommand.self, DoctorCommand.self, ConfigCommand.self, Enroll.self, EvidenceCommand.self, DetectCommand.self, GPIOCommand.self, ModbusCommand.self, ReleaseCommand.self])
 }
 
 enum Logs {
