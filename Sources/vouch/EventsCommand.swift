@@ -64,18 +64,10 @@ struct EventsCommand: ParsableCommand {
     }
 
     func run() throws {
-        let settings: AgentConfig
-        do { settings = try ConfigLoader.load(path: config) } catch {
-            FileHandleOutput.standardError("\(error)")
-            throw ExitCode(78)
-        }
-        let path = settings.device.dataDir + "/outbox.sqlite"
-        guard FileManager.default.fileExists(atPath: path) else {
-            FileHandleOutput.standardError("vouch events: no outbox at \(path) yet: the agent has not run with \(config)")
-            throw ExitCode(66)
-        }
+        let settings = try ReadCommands.config(config)
+        let outbox = try ReadCommands.outbox(settings, config: config, command: "events")
         let records: [(record: EvidenceRecord, bseq: Int64?)]
-        do { records = try Outbox(path: path, readOnly: true).latestRecords(kind: "evt", limit: 2 * limit) } catch {
+        do { records = try outbox.latestRecords(kind: "evt", limit: 2 * limit) } catch {
             FileHandleOutput.standardError("vouch events: \(error)")
             throw ExitCode(74)
         }

@@ -27,20 +27,12 @@ struct OutboxCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let settings: AgentConfig
-        do { settings = try ConfigLoader.load(path: config) } catch {
-            FileHandleOutput.standardError("\(error)")
-            throw ExitCode(78)
-        }
-        let path = settings.device.dataDir + "/outbox.sqlite"
-        guard FileManager.default.fileExists(atPath: path) else {
-            FileHandleOutput.standardError("vouch outbox: no outbox at \(path) yet: the agent has not run with \(config)")
-            throw ExitCode(66)
-        }
+        let settings = try ReadCommands.config(config)
+        let outbox = try ReadCommands.outbox(settings, config: config, command: "outbox")
+        let path = outbox.path
         let status: Outbox.Status
         let quarantined: [(bseq: Int64, code: String, reason: String, atMs: Int64)]
         do {
-            let outbox = try Outbox(path: path, readOnly: true)
             status = try outbox.status()
             quarantined = try outbox.quarantined()
         } catch {

@@ -64,11 +64,7 @@ struct Sensors: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let settings: AgentConfig
-        do { settings = try ConfigLoader.load(path: config) } catch {
-            FileHandleOutput.standardError("\(error)")
-            throw ExitCode(78)
-        }
+        let settings = try ReadCommands.config(config)
         let socket = ControlSocket.path(dataDir: settings.device.dataDir)
         while true {
             let answer: Answer

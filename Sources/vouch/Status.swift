@@ -27,11 +27,7 @@ struct Status: ParsableCommand {
     var json = false
 
     func run() throws {
-        let settings: AgentConfig
-        do { settings = try ConfigLoader.load(path: config) } catch {
-            FileHandleOutput.standardError("\(error)")
-            throw ExitCode(78)
-        }
+        let settings = try ReadCommands.config(config)
         let socket = ControlSocket.path(dataDir: settings.device.dataDir)
         let answer: ControlResponse?
         do { answer = try ControlSocket.ask(ControlRequest(op: "status"), socketPath: socket) } catch {
