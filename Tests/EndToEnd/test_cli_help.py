@@ -66,3 +66,14 @@ def test_every_help_matches_its_snapshot_and_shows_an_example():
         assert not stale, f"snapshots of commands that no longer exist: {stale}"
     assert len(seen) >= 30, sorted(seen)
     assert not problems, "\n".join(problems)
+
+
+def test_shell_completions_know_every_command():
+    # ArgumentParser writes them; the package installs them (/usr/share/bash-completion/completions/…).
+    for tool in ("vouch", "vouch-bank"):
+        for shell in ("bash", "zsh", "fish"):
+            run = subprocess.run([str(BIN / tool), "--generate-completion-script", shell], capture_output=True, text=True)
+            assert run.returncode == 0 and run.stdout, (tool, shell, run.stderr)
+    script = subprocess.run([str(BIN / "vouch"), "--generate-completion-script", "bash"], capture_output=True, text=True).stdout
+    for command in ("status", "sensors", "events", "outbox", "doctor", "apply", "release"):
+        assert command in script, command
