@@ -172,12 +172,15 @@ public struct Agent: Sendable {
             }
         }
         // Last to start, first to stop: the CLI's way to the buses the pollers own.
+        let statusSource = ControlServer.StatusSource(
+            outbox: outbox, uplink: uplink, bootCount: bootCount, configSha256: config.sourceHash, startedWallMs: now.wallMs, startedMonoMs: now.monoMs, clock: clock)
         services.append(
             ControlServer(
                 path: ControlSocket.path(dataDir: config.device.dataDir), deviceID: config.device.id, clients: clients, pipeline: pipeline,
-                statusSource: .init(
-                    outbox: outbox, uplink: uplink, bootCount: bootCount, configSha256: config.sourceHash, startedWallMs: now.wallMs, startedMonoMs: now.monoMs, clock: clock),
-                logger: logger))
+                statusSource: statusSource, logger: logger))
+        if let metrics = config.metrics {
+            services.append(MetricsServer(settings: metrics, source: statusSource, pipeline: pipeline, deviceID: config.device.id, logger: logger))
+        }
         // Under systemd (Type=notify): started after everything else, stopped before it.
         do {
             if let notifier = try SystemdNotifier.fromEnvironment(ProcessInfo.processInfo.environment) {

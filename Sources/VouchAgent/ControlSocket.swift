@@ -214,9 +214,25 @@ final class ControlServer: Service, Sendable {
         let startedWallMs: Int64
         let startedMonoMs: Int64
         let clock: any AgentClock
+
+        /// The whole ``AgentStatus``: the pipeline's part, the outbox's counts, the uplink's delivery.
+        func status(pipeline: EvidencePipeline, deviceID: String) async -> AgentStatus {
+            let part = await pipeline.status()
+            var counts: AgentStatus.Outbox?
+            var outboxError: String?
+            do {
+                let o = try outbox.status()
+                counts = AgentStatus.Outbox(
+                    records: o.records, unsealedRecords: o.unsealedRecords, batches: o.batches, undeliveredBatches: o.undeliveredBatches, lastBseq: o.lastBseq)
+            } catch { outboxError = "\(error)" }
+            let now = clock.now()
+            return AgentStatus(
+                device: deviceID, version: VouchCoreInfo.agentVersion, pid: getpid(), configSha256: configSha256, startedWallMs: startedWallMs,
+                uptimeMs: now.monoMs - startedMonoMs, bootCount: bootCount, clock: part.clock, channels: part.channels, rules: part.rules,
+                openReleases: part.openReleases, outbox: counts, outboxError: outboxError, uplink: uplink.delivery)
+        }
     }
-    private let listener = Mutex<Int32>(-1)
-    private let queue = DispatchQueue(label: "vouch.control", attributes: .concurrent)
+    private let listener = SocketListener(name: "vouch.control")
 
     init(
         path: String, deviceID: String, clients: [String: ModbusClient], pipeline: EvidencePipeline? = nil, statusSource: StatusSource? = nil, logger: Logger
@@ -263,32 +279,11 @@ final class ControlServer: Service, Sendable {
             close(fd)
             throw ControlClientError("bind/listen: \(reason)")
         }
-        listener.withLock { $0 = fd }
-        let thread = Thread { [self] in acceptLoop(fd) }
-        thread.name = "vouch.control.accept"
-        thread.start()
-    }
-
-    private func acceptLoop(_ fd: Int32) {
-        while true {
-            let client = accept(fd, nil, nil)
-            if client < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                return  // the listener was shut down
-            }
-            queue.async { [self] in serve(client) }
-        }
+        listener.start(fd) { [self] client in serve(client) }
     }
 
     func stop() {
-        let fd = listener.withLock { fd in
-            defer { fd = -1 }
-            return fd
-        }
-        guard fd >= 0 else { return }
-        shutdown(fd, Int32(SHUT_RDWR))
-        close(fd)
-        unlink(path)
+        if listener.stop() { unlink(path) }
     }
 
     private func serve(_ fd: Int32) {
@@ -318,20 +313,8 @@ final class ControlServer: Service, Sendable {
             return ControlResponse(ok: true, device: deviceID, endpoints: clients.keys.sorted())
         case "status":
             guard let pipeline, let source = statusSource else { return .failure("E_CONTROL_OP", "this agent does not report its status") }
-            let part = Self.wait { await pipeline.status() }
-            var outbox: AgentStatus.Outbox?
-            var outboxError: String?
-            do {
-                let o = try source.outbox.status()
-                outbox = AgentStatus.Outbox(
-                    records: o.records, unsealedRecords: o.unsealedRecords, batches: o.batches, undeliveredBatches: o.undeliveredBatches, lastBseq: o.lastBseq)
-            } catch { outboxError = "\(error)" }
-            let now = source.clock.now()
             var response = ControlResponse(ok: true, device: deviceID)
-            response.status = AgentStatus(
-                device: deviceID, version: VouchCoreInfo.agentVersion, pid: getpid(), configSha256: source.configSha256, startedWallMs: source.startedWallMs, uptimeMs: now.monoMs - source.startedMonoMs,
-                bootCount: source.bootCount, clock: part.clock, channels: part.channels, rules: part.rules, openReleases: part.openReleases, outbox: outbox,
-                outboxError: outboxError, uplink: source.uplink.delivery)
+            response.status = Self.wait { await source.status(pipeline: pipeline, deviceID: self.deviceID) }
             return response
         case "modbus.read":
             guard let url = request.url, let client = clients[url] else {
@@ -385,7 +368,7 @@ final class ControlServer: Service, Sendable {
     }
 
     /// Runs `body` on the cooperative pool and waits for it on this (dispatch) thread.
-    private static func wait<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T {
+    static func wait<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T {
         let result = Mutex<T?>(nil)
         let done = DispatchSemaphore(value: 0)
         Task {

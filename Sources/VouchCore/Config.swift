@@ -17,6 +17,8 @@ public struct AgentConfig: Sendable, Equatable {
     public var detectRules: [DetectRuleSettings] = []
     /// `[release]`: how release windows may be opened.
     public var release: ReleaseSettings = ReleaseSettings()
+    /// `[metrics] listen`: where the agent serves Prometheus text metrics; nil (the default): nowhere.
+    public var metrics: MetricsSettings?
     /// SHA-256 (hex) of the config file's bytes, as recorded in evidence.
     public var sourceHash: String
     /// The file it was read from.
@@ -207,5 +209,17 @@ public struct ShiftCalendar: Sendable, Equatable {
         // Overnight shift: the evening part belongs to today, the early part to yesterday's shift.
         let yesterday = Weekday(gregorian: weekdayNumber == 1 ? 7 : weekdayNumber - 1)
         return (days.contains(today) && minute >= startMinute) || (yesterday.map(days.contains) == true && minute < endMinute)
+    }
+}
+
+/// `[metrics]`: Prometheus text metrics on a TCP port, for a site's own monitoring. Off unless set;
+/// `listen` is `HOST:PORT` (127.0.0.1 keeps it on the gateway).
+public struct MetricsSettings: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
     }
 }

@@ -357,7 +357,7 @@ struct ConfigDecoder {
     // MARK: the schema
 
     mutating func decode(_ root: TOMLTable, sourceHash: String) -> AgentConfig? {
-        let top = Section(table: root, name: "top level", position: SourcePosition(line: 1, column: 1), known: ["device", "bank", "shift", "calendar", "evidence", "modbus", "gpio", "stoppage", "detect", "release"])
+        let top = Section(table: root, name: "top level", position: SourcePosition(line: 1, column: 1), known: ["device", "bank", "shift", "calendar", "evidence", "modbus", "gpio", "stoppage", "detect", "release", "metrics"])
         checkUnknown(top)
         let start = top.position
 
@@ -484,10 +484,25 @@ struct ConfigDecoder {
             }
         }
         let detectRules = decodeDetect(root, channelIDs: channelIDs, ruleIDs: &ruleIDs)
+        var metrics: MetricsSettings?
+        if root["metrics"] != nil, let s = section(root, "metrics", name: "metrics", known: ["listen"], at: start),
+            let listen = string(s, "listen", expected: "HOST:PORT such as \"127.0.0.1:9464\"")
+        {
+            let at = s.table["listen"]?.position ?? s.position
+            if let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (1...65535).contains(port),
+                case let host = String(listen[..<colon]), !host.isEmpty, host.split(separator: ".").count == 4, host.split(separator: ".").allSatisfy({ UInt8($0) != nil })
+            {
+                metrics = MetricsSettings(host: host, port: port)
+            } else {
+                report(at, "\"listen\" in [metrics] is \"\(listen)\"; expected an IPv4 address and a port such as \"127.0.0.1:9464\" (127.0.0.1 keeps the metrics on the gateway)")
+            }
+        }
 
         guard let device, let bank, let shift, let evidence else { return nil }
-        return AgentConfig(
+        var config = AgentConfig(
             device: device, bank: bank, shift: shift, calendar: calendar, evidence: evidence, modbusDevices: devices, gpio: gpio, stoppageRules: rules,
             detectRules: detectRules, release: release, sourceHash: Self.effectiveHash(sourceHash, templates: templatesUsed), sourceFile: file)
+        config.metrics = metrics
+        return config
     }
 }
