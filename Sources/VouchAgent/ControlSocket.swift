@@ -87,6 +87,12 @@ public struct ControlResponse: Codable, Sendable, Equatable {
 public enum ControlSocket {
     /// Where the daemon of a config listens.
     public static func path(dataDir: String) -> String { dataDir + "/vouch.sock" }
+
+    /// The running agent's status; nil when no agent answers (or it answers without one).
+    public static func status(socketPath: String, timeout: Duration = .seconds(3)) -> AgentStatus? {
+        guard let answer = try? ask(ControlRequest(op: "status"), socketPath: socketPath, timeout: timeout), answer.ok else { return nil }
+        return answer.status
+    }
     /// Longest request line accepted.
     static let maxRequest = 64 * 1024
 

@@ -62,7 +62,7 @@ public enum Doctor {
         out += dataDirectory(config)
         out.append(clock(context.clock))
         let socket = ControlSocket.path(dataDir: config.device.dataDir)
-        let status = agentStatus(socket)
+        let status = ControlSocket.status(socketPath: socket)
         out.append(
             status.map { DoctorCheck("agent", .ok, "running for \(Int($0.uptimeMs / 1000)) s (boot \($0.bootCount)); \($0.outbox?.undeliveredBatches ?? 0) batch(es) not yet at the bank") }
                 ?? DoctorCheck(
@@ -138,11 +138,6 @@ public enum Doctor {
         }
     }
 
-    static func agentStatus(_ socket: String) -> AgentStatus? {
-        guard let answer = try? ControlSocket.ask(ControlRequest(op: "status"), socketPath: socket, timeout: .seconds(3)), answer.ok else { return nil }
-        return answer.status
-    }
-
     static func serialPorts(_ config: AgentConfig, deviceDirectory: String) -> [DoctorCheck] {
         var seen = Set<String>()
         var out: [DoctorCheck] = []
@@ -175,7 +170,7 @@ public enum Doctor {
             via = "as the agent reads it"
             for c in agent.channels {
                 switch c.quality {
-                case "ok": readings[c.id] = (true, c.value.map { IntegerScaling.text($0, exponent: c.scale) + (c.unit.isEmpty ? "" : " \(c.unit)") } ?? c.text ?? "?")
+                case "ok": readings[c.id] = (true, c.value.map { IntegerScaling.text($0, exponent: c.scale, unit: c.unit) } ?? c.text ?? "?")
                 case "failing": readings[c.id] = (false, c.lastError ?? "failing")
                 default: break
                 }
@@ -183,17 +178,12 @@ public enum Doctor {
         } else {
             var logger = Logger(label: "vouch-doctor")
             logger.logLevel = .critical
-            let clock = SystemClock(bootCount: 0)
-            for bus in ModbusBus.group(config.modbusDevices) {
-                let poller = ModbusBusPoller(bus: bus, clock: clock, logger: logger)
-                for r in await poller.pollOnce() {
-                    if case .commError(let code, let message) = r.quality {
-                        readings[r.channel] = (false, "\(code): \(message)")
-                    } else {
-                        readings[r.channel] = (true, r.text ?? r.value.map { IntegerScaling.text($0, exponent: r.scaleExponent) + (r.unit.isEmpty ? "" : " \(r.unit)") } ?? "?")
-                    }
+            for r in await ModbusBusPoller.pollOnce(config.modbusDevices, clock: SystemClock(bootCount: 0), logger: logger) {
+                if case .commError(let code, let message) = r.quality {
+                    readings[r.channel] = (false, "\(code): \(message)")
+                } else {
+                    readings[r.channel] = (true, r.text ?? r.value.map { IntegerScaling.text($0, exponent: r.scaleExponent, unit: r.unit) } ?? "?")
                 }
-                poller.client.close()
             }
         }
         return config.modbusDevices.map { device in

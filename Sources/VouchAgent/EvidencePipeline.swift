@@ -517,8 +517,7 @@ public actor EvidencePipeline {
 
     /// 12034 with exponent -1 and unit "W" → "1203.4 W".
     static func format(_ value: Int64, _ exponent: Int64, _ unit: String) -> String {
-        let text = IntegerScaling.text(value, exponent: exponent)
-        return unit.isEmpty ? text : "\(text) \(unit)"
+        IntegerScaling.text(value, exponent: exponent, unit: unit)
     }
 
     static func clockTime(_ wallMs: Int64) -> String {

@@ -212,6 +212,16 @@ public protocol BankStore: Sendable {
     func recordWallMs(device: String, rseq: Int64) async throws(BankError) -> Int64?
 }
 
+extension Silence {
+    /// A quiet device as ``BankStore/incidents(device:nowMs:)`` lists it (kind "silence").
+    public func incident(nowMs: Int64) -> Incident {
+        Incident(
+            device: device, kind: "silence", bseq: lastBseq,
+            detail: "no batch for \(silentForMs / 1000) s after batch \(lastBseq); the device declared a heartbeat every \(heartbeatMs / 1000) s",
+            evidence: nil, atMs: nowMs)
+    }
+}
+
 /// A record line as the bank holds it.
 public struct StoredRecord: Sendable, Equatable {
     public var rseq: Int64

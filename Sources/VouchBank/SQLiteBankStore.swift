@@ -326,12 +326,7 @@ public final class SQLiteBankStore: SynchronousBankStore {
                 Incident(device: $0["device"], kind: $0["kind"], bseq: $0["bseq"], detail: $0["detail"], evidence: $0["evidence"], atMs: $0["at_ms"])
             }
         }
-        let silent = try silentDevices(nowMs: nowMs).filter { device == nil || $0.device == device }.map {
-            Incident(
-                device: $0.device, kind: "silence", bseq: $0.lastBseq,
-                detail: "no batch for \($0.silentForMs / 1000) s after batch \($0.lastBseq); the device declared a heartbeat every \($0.heartbeatMs / 1000) s",
-                evidence: nil, atMs: nowMs)
-        }
+        let silent = try silentDevices(nowMs: nowMs).filter { device == nil || $0.device == device }.map { $0.incident(nowMs: nowMs) }
         return stored + silent
     }
 

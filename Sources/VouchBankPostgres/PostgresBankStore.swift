@@ -492,12 +492,7 @@ public final class PostgresBankStore: BankStore, AlertQueue, Service {
                 return Incident(device: device, kind: kind, bseq: bseq, detail: detail, evidence: evidence, atMs: at)
             }
         }
-        let silent = try await silentDevices(nowMs: nowMs).filter { device == nil || $0.device == device }.map {
-            Incident(
-                device: $0.device, kind: "silence", bseq: $0.lastBseq,
-                detail: "no batch for \($0.silentForMs / 1000) s after batch \($0.lastBseq); the device declared a heartbeat every \($0.heartbeatMs / 1000) s",
-                evidence: nil, atMs: nowMs)
-        }
+        let silent = try await silentDevices(nowMs: nowMs).filter { device == nil || $0.device == device }.map { $0.incident(nowMs: nowMs) }
         return stored + silent
     }
 

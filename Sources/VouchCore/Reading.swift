@@ -53,4 +53,9 @@ public enum IntegerScaling {
         let split = digits.index(digits.endIndex, offsetBy: -places)
         return (value < 0 ? "-" : "") + digits[..<split] + "." + digits[split...]
     }
+
+    /// The same with its unit, as the CLI and the logs show a reading: (1234, -1, "kg") → "123.4 kg".
+    public static func text(_ value: Int64, exponent: Int64, unit: String) -> String {
+        text(value, exponent: exponent) + (unit.isEmpty ? "" : " \(unit)")
+    }
 }

@@ -79,7 +79,7 @@ public struct RuleIdentity: Sendable, Equatable {
 
     /// `value` in the channel's units, e.g. 1234 at exponent -1 → "123.4 kg".
     public func format(_ value: Int64) -> String {
-        IntegerScaling.text(value, exponent: scaleExponent) + (unit.isEmpty ? "" : " \(unit)")
+        IntegerScaling.text(value, exponent: scaleExponent, unit: unit)
     }
 }
 

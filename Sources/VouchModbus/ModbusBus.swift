@@ -151,6 +151,19 @@ public struct ModbusBusPoller: Sendable {
         return fits || now - retryAt > Self.maxBackoff
     }
 
+    /// Every channel of `devices` read once, bus by bus, as the agent polls them (joined requests,
+    /// byte orders, scaling); each bus's connection closed afterwards. For the CLI when no agent runs:
+    /// `vouch modbus read --config`, `vouch sensors`, `vouch doctor`.
+    public static func pollOnce(_ devices: [ModbusDeviceSettings], clock: any AgentClock, logger: Logger) async -> [Reading] {
+        var all: [Reading] = []
+        for bus in ModbusBus.group(devices) {
+            let poller = ModbusBusPoller(bus: bus, clock: clock, logger: logger)
+            all += await poller.pollOnce()
+            poller.client.close()
+        }
+        return all
+    }
+
     /// One poll of every device of the bus, in order, with no backoff: `vouch modbus read --config`, tests.
     /// Blocks a dispatch thread, not the caller's.
     public func pollOnce() async -> [Reading] {

@@ -40,7 +40,7 @@ extension ConfigCommand {
                 throw ExitCode(78)
             }
             let socket = ControlSocket.path(dataDir: settings.device.dataDir)
-            guard let running = Self.status(socket) else {
+            guard let running = ControlSocket.status(socketPath: socket) else {
                 FileHandleOutput.standardError(
                     "vouch config apply: \(config) checks, but no agent is running for it (nothing answers at \(socket)); it is used at the next start (systemctl start vouch)")
                 throw ExitCode(69)
@@ -57,7 +57,7 @@ extension ConfigCommand {
             print("\(config) checks; asked the agent (pid \(running.pid)) to apply it")
             let deadline = Date().addingTimeInterval(Double(max(1, timeout)))
             while Date() < deadline {
-                if let now = Self.status(socket), now.configSha256 == settings.sourceHash {
+                if let now = ControlSocket.status(socketPath: socket), now.configSha256 == settings.sourceHash {
                     print("applied: the agent (pid \(now.pid)) runs \(config) (sha256 \(settings.sourceHash.prefix(16))…); the change is recorded in the chain")
                     return
                 }
@@ -66,11 +66,6 @@ extension ConfigCommand {
             FileHandleOutput.standardError(
                 "vouch config apply: the agent did not come back on the new file within \(timeout) s; see its log (journalctl -u vouch) for why")
             throw ExitCode(75)
-        }
-
-        static func status(_ socket: String) -> AgentStatus? {
-            guard let answer = try? ControlSocket.ask(ControlRequest(op: "status"), socketPath: socket, timeout: .seconds(3)), answer.ok else { return nil }
-            return answer.status
         }
     }
 }

@@ -433,15 +433,8 @@ struct ModbusRead: ParsableCommand {
         }
         let logger = ModbusCLI.stderrLogger()
         let clock = SystemClock(bootCount: 0)
-        let readings = ModbusCLI.waitFor { () async -> [Reading] in
-            var all: [Reading] = []
-            for bus in buses {
-                let poller = ModbusBusPoller(bus: bus, clock: clock, logger: logger)
-                all += await poller.pollOnce()
-                poller.client.close()
-            }
-            return all
-        }
+        let polled = devices
+        let readings = ModbusCLI.waitFor { () async -> [Reading] in await ModbusBusPoller.pollOnce(polled, clock: clock, logger: logger) }
         // Config order, whatever order the buses were polled in.
         let order = Dictionary(devices.flatMap(\.channels).enumerated().map { ($1.id, $0) }, uniquingKeysWith: { a, _ in a })
         let sorted = readings.sorted { (order[$0.channel] ?? 0) < (order[$1.channel] ?? 0) }

@@ -68,7 +68,7 @@ struct Sensors: AsyncParsableCommand {
         let socket = ControlSocket.path(dataDir: settings.device.dataDir)
         while true {
             let answer: Answer
-            if let status = Self.agentStatus(socket) {
+            if let status = ControlSocket.status(socketPath: socket) {
                 answer = Answer(
                     device: settings.device.id, source: "agent",
                     channels: status.channels.map {
@@ -102,7 +102,7 @@ struct Sensors: AsyncParsableCommand {
         print("\(answer.device): \(answer.source == "agent" ? "as the running agent last read them" : "read once now (no agent running)")")
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let rows = answer.channels.map { r -> [String] in
-            let value = r.value.map { IntegerScaling.text($0, exponent: r.scale) + (r.unit.isEmpty ? "" : " \(r.unit)") } ?? r.text ?? "–"
+            let value = r.value.map { IntegerScaling.text($0, exponent: r.scale, unit: r.unit) } ?? r.text ?? "–"
             let state: String
             switch r.quality {
             case "failing": state = "FAILING: \(r.error ?? "")"
@@ -114,29 +114,19 @@ struct Sensors: AsyncParsableCommand {
         print(Status.table(rows), terminator: "")
     }
 
-    static func agentStatus(_ socket: String) -> AgentStatus? {
-        guard let answer = try? ControlSocket.ask(ControlRequest(op: "status"), socketPath: socket, timeout: .seconds(3)), answer.ok else { return nil }
-        return answer.status
-    }
-
     /// Every Modbus channel read once, as the agent polls (no agent runs, so no second master).
     static func pollOnce(_ settings: AgentConfig) async -> [Row] {
         var logger = Logger(label: "vouch-sensors")
         logger.logLevel = .critical
-        let clock = SystemClock(bootCount: 0)
         var rows: [String: Row] = [:]
-        for bus in ModbusBus.group(settings.modbusDevices) {
-            let poller = ModbusBusPoller(bus: bus, clock: clock, logger: logger)
-            for r in await poller.pollOnce() {
-                var row = Row(id: r.channel, value: r.value, scale: r.scaleExponent, unit: r.unit, text: r.text, quality: "ok", readWallMs: r.time.wallMs)
-                if case .commError(let code, let message) = r.quality {
-                    row.quality = "failing"
-                    row.value = nil
-                    row.error = "\(code): \(message)"
-                }
-                rows[r.channel] = row
+        for r in await ModbusBusPoller.pollOnce(settings.modbusDevices, clock: SystemClock(bootCount: 0), logger: logger) {
+            var row = Row(id: r.channel, value: r.value, scale: r.scaleExponent, unit: r.unit, text: r.text, quality: "ok", readWallMs: r.time.wallMs)
+            if case .commError(let code, let message) = r.quality {
+                row.quality = "failing"
+                row.value = nil
+                row.error = "\(code): \(message)"
             }
-            poller.client.close()
+            rows[r.channel] = row
         }
         return settings.modbusDevices.flatMap(\.channels).compactMap { rows[$0.id] }
     }

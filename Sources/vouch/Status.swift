@@ -78,7 +78,7 @@ struct Status: ParsableCommand {
         if s.openReleases > 0 { out += "release  \(s.openReleases) window(s) open (vouch release list)\n" }
         out += "\nchannels\n"
         let rows = s.channels.map { c -> [String] in
-            let value = c.value.map { IntegerScaling.text($0, exponent: c.scale) + (c.unit.isEmpty ? "" : " \(c.unit)") } ?? c.text ?? "–"
+            let value = c.value.map { IntegerScaling.text($0, exponent: c.scale, unit: c.unit) } ?? c.text ?? "–"
             let state: String
             switch c.quality {
             case "failing":
