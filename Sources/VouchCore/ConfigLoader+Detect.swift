@@ -48,7 +48,10 @@ extension ConfigDecoder {
 
     /// An array of weekday names; `default` when the key is absent.
     mutating func weekdays(_ s: Section, _ key: String, default value: Set<Weekday>) -> Set<Weekday>? {
-        guard let n = s.table[key] else { return value }
+        guard let n = s.table[key] else {
+            filled(s, key, FilledIn.weekdays(value.sorted()))
+            return value
+        }
         guard case .array(let items) = n.value, !items.isEmpty else {
             report(n.position, "\"\(key)\" in [\(s.name)] must be a non-empty array of weekday names such as [\"mon\", \"tue\"]")
             return nil
@@ -109,6 +112,7 @@ extension ConfigDecoder {
             let schema = DetectSchema.keys(kind)
             // A key of another kind is a mistake in this one: say which kinds take it.
             let own = Set(schema.map(\.name) + DetectSchema.commonKeys)
+            filledIn.narrow(r, to: r.known.filter(own.contains))
             for key in r.table.keys where !own.contains(key) && allKeys.contains(key) {
                 guard let node = r.table[key] else { continue }
                 let takers = DetectKind.allCases.filter { DetectSchema.keys($0).contains { $0.name == key } }.map(\.rawValue)

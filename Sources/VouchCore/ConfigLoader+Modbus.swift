@@ -127,6 +127,7 @@ extension ConfigDecoder {
                 serial = SerialSettings(baudRate: baud, parity: parity, dataBits: dataBits, stopBits: stopBits, rs485: rs485, rts: rts)
             }
         } else if case .tcp = endpoint {
+            filledIn.narrow(d, to: d.known.filter { !Self.serialKeys.contains($0) })
             for key in Self.serialKeys where d.table[key] != nil {
                 report(d.table[key]?.keyPosition ?? d.position, "\"\(key)\" applies to serial devices (url \"rtu:///dev/…\") only, not to Modbus TCP")
             }
@@ -138,6 +139,10 @@ extension ConfigDecoder {
         var template: ModbusTemplate?
         if let templateName = string(d, "template", required: false, expected: "the name of a device template, e.g. \"eastron-sdm630\"") {
             template = loadTemplate(templateName, at: d.table["template"]?.position ?? d.position, directories: templateDirectories)
+        }
+        if let template {
+            let names = template.channels.map(\.id)
+            note(d, "template \"\(template.name)\" (\(template.file)) adds \(names.count) channel\(names.count == 1 ? "" : "s"): \(names.joined(separator: ", "))")
         }
         let maxGap = integer(d, "max_gap", range: 0...124, default: template?.maxGap ?? ModbusDeviceSettings.defaultMaxGap)
         let maxRegisters = integer(d, "max_registers", range: 1...125, default: template?.maxRegisters ?? ModbusDeviceSettings.protocolMaxRegisters)
@@ -227,13 +232,17 @@ extension ConfigDecoder {
         let register = choice(c, "register", ModbusRegisterKind.self, parse: ModbusRegisterKind.init(configName:))
         let address = integer(c, "address", range: 0...65535)
         let type = choice(c, "type", ModbusDataType.self, default: register?.isBit == true ? .bool : nil, parse: ModbusDataType.init(configName:))
-        let order = choice(c, "byte_order", ModbusByteOrder.self, default: defaultOrder, parse: { ModbusByteOrder(rawValue: $0.uppercased()) })
+        // A device's or template's default order is for its numbers; text and bits take their own or ABCD.
+        let orderDefault = type == .string || type == .bool ? ModbusByteOrder.abcd : defaultOrder
+        let order = choice(c, "byte_order", ModbusByteOrder.self, default: orderDefault, parse: { ModbusByteOrder(rawValue: $0.uppercased()) })
         let bit = c.table["bit"] == nil ? nil : integer(c, "bit", range: 0...15, required: false)
         let length = c.table["length"] == nil ? nil : integer(c, "length", range: 1...125, required: false)
         let scale = number(c, "scale", default: 1)
         let offset = number(c, "offset", default: 0)
         let decimals = integer(c, "decimals", range: 0...9, default: 0)
         let unit = string(c, "unit", default: "")
+        // Text and bits have no scale: those keys are refused below when written, so they are not defaults either.
+        if type == .bool || type == .string { unfill(c, ["scale", "offset", "decimals"]) }
         var ok = true
         func problem(_ key: String, _ message: String) {
             report(c.table[key]?.position ?? c.position, message)

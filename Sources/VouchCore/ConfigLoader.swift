@@ -20,6 +20,12 @@ public struct ConfigError: Error, Sendable, CustomStringConvertible {
 /// Reads and validates `vouch.toml`. Reports every problem it can find in one pass.
 public enum ConfigLoader {
     public static func load(path: String) throws(ConfigError) -> AgentConfig {
+        let (text, sha256) = try read(path: path)
+        return try parse(text, file: path, sourceHash: sha256)
+    }
+
+    /// The file's text and the SHA-256 of its bytes.
+    static func read(path: String) throws(ConfigError) -> (text: String, sha256: String) {
         guard let data = FileManager.default.contents(atPath: path) else {
             let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read (check its permissions)" : "does not exist"
             throw ConfigError(diagnostics: [ConfigDiagnostic(file: path, position: .init(line: 1, column: 1), message: "config file \(reason)")])
@@ -27,17 +33,22 @@ public enum ConfigLoader {
         guard let text = String(data: data, encoding: .utf8) else {
             throw ConfigError(diagnostics: [ConfigDiagnostic(file: path, position: .init(line: 1, column: 1), message: "config file is not UTF-8 text")])
         }
-        return try parse(text, file: path, sourceHash: Digest256.sha256Hex(Array(data)))
+        return (text, Digest256.sha256Hex(Array(data)))
     }
 
     public static func parse(_ text: String, file: String, sourceHash: String? = nil) throws(ConfigError) -> AgentConfig {
+        try decodeRecordingDefaults(text, file: file, sourceHash: sourceHash).config
+    }
+
+    /// Decodes `text` and also returns its TOML tree and the defaults the decoder filled in.
+    static func decodeRecordingDefaults(_ text: String, file: String, sourceHash: String?) throws(ConfigError) -> (config: AgentConfig, table: TOMLTable, filledIn: FilledIn) {
         let table: TOMLTable
         do { table = try TOML.parse(text) } catch {
             throw ConfigError(diagnostics: [ConfigDiagnostic(file: file, position: error.position, message: error.message)])
         }
         var decoder = ConfigDecoder(file: file)
         let config = decoder.decode(table, sourceHash: sourceHash ?? Digest256.sha256Hex(Array(text.utf8)))
-        if let config, decoder.diagnostics.isEmpty { return config }
+        if let config, decoder.diagnostics.isEmpty { return (config, table, decoder.filledIn) }
         // The config file's own problems first, in file order, then those inside templates it uses.
         throw ConfigError(diagnostics: decoder.diagnostics.sorted { ($0.file != file ? 1 : 0, $0.file, $0.position) < ($1.file != file ? 1 : 0, $1.file, $1.position) })
     }
@@ -50,6 +61,8 @@ struct ConfigDecoder {
     /// Modbus templates read so far, by name, with the SHA-256 of their bytes (they are part of the config).
     var templatesUsed: [(name: String, sha256: String)] = []
     var templateCache: [String: ModbusTemplate] = [:]
+    /// What the file left out and the decoder filled in, table by table, for `vouch config show --effective`.
+    var filledIn = FilledIn()
 
     mutating func report(_ position: SourcePosition, _ message: String) {
         diagnostics.append(ConfigDiagnostic(file: file, position: position, message: message))
@@ -61,6 +74,34 @@ struct ConfigDecoder {
         let name: String
         let position: SourcePosition
         let known: [String]
+    }
+
+    /// A table the file may leave out: when it is absent, an empty stand-in whose every key takes its default
+    /// (and is recorded as filled in). Nil when present but not a table (reported).
+    mutating func optionalSection(_ root: TOMLTable, _ key: String, known: [String], at parentPosition: SourcePosition) -> Section? {
+        guard root[key] != nil else {
+            filledIn.absentTables.append(key)
+            let standIn = Section(table: TOMLTable(), name: key, position: FilledIn.absent, known: known)
+            filledIn.visit(standIn)
+            return standIn
+        }
+        return section(root, key, name: key, known: known, at: parentPosition)
+    }
+
+    /// Records the value `key` of `s` took because the file left it out.
+    mutating func filled(_ s: Section, _ key: String, _ value: TOMLValue) {
+        guard s.table[key] == nil else { return }
+        filledIn.values[FilledIn.TableID(name: s.name, position: s.position), default: []].append((key, value))
+    }
+
+    /// Takes back what ``filled(_:_:_:)`` recorded for `keys` of `s`: defaults that turn out not to apply.
+    mutating func unfill(_ s: Section, _ keys: [String]) {
+        filledIn.values[FilledIn.TableID(name: s.name, position: s.position)]?.removeAll { keys.contains($0.key) }
+    }
+
+    /// A comment shown above table `s` in the effective config (what a template adds, for instance).
+    mutating func note(_ s: Section, _ text: String) {
+        filledIn.notes[FilledIn.TableID(name: s.name, position: s.position), default: []].append(text)
     }
 
     mutating func section(_ parent: TOMLTable, _ key: String, name: String, known: [String], at parentPosition: SourcePosition) -> Section? {
@@ -97,6 +138,7 @@ struct ConfigDecoder {
     }
 
     mutating func checkUnknown(_ s: Section) {
+        filledIn.visit(s)
         for key in s.table.keys where !s.known.contains(key) {
             let at = s.table[key]?.keyPosition ?? s.position
             if let guess = Self.closest(key, in: s.known) {
@@ -141,7 +183,10 @@ struct ConfigDecoder {
     }
 
     mutating func string(_ s: Section, _ key: String, required: Bool = true, expected: String = "a string", default value: String? = nil) -> String? {
-        guard let n = node(s, key, required: required && value == nil, expected: expected) else { return value }
+        guard let n = node(s, key, required: required && value == nil, expected: expected) else {
+            if let value { filled(s, key, .string(value)) }
+            return value
+        }
         guard case .string(let v) = n.value else {
             report(n.position, "\"\(key)\" in [\(s.name)] must be \(expected), found \(n.value.typeName)")
             return nil
@@ -151,7 +196,10 @@ struct ConfigDecoder {
 
     mutating func integer(_ s: Section, _ key: String, range: ClosedRange<Int64>, required: Bool = true, default value: Int? = nil) -> Int? {
         let expected = "an integer from \(range.lowerBound) to \(range.upperBound)"
-        guard let n = node(s, key, required: required && value == nil, expected: expected) else { return value }
+        guard let n = node(s, key, required: required && value == nil, expected: expected) else {
+            if let value { filled(s, key, .integer(Int64(value))) }
+            return value
+        }
         guard case .integer(let v) = n.value else {
             report(n.position, "\"\(key)\" in [\(s.name)] must be \(expected), found \(n.value.typeName)")
             return nil
@@ -164,7 +212,10 @@ struct ConfigDecoder {
     }
 
     mutating func number(_ s: Section, _ key: String, required: Bool = true, default value: Double? = nil) -> Double? {
-        guard let n = node(s, key, required: required && value == nil, expected: "a number") else { return value }
+        guard let n = node(s, key, required: required && value == nil, expected: "a number") else {
+            if let value { filled(s, key, .float(value)) }
+            return value
+        }
         switch n.value {
         case .integer(let v): return Double(v)
         case .float(let v) where v.isFinite: return v
@@ -175,7 +226,10 @@ struct ConfigDecoder {
     }
 
     mutating func boolean(_ s: Section, _ key: String, default value: Bool) -> Bool? {
-        guard let n = node(s, key, required: false, expected: "true or false") else { return value }
+        guard let n = node(s, key, required: false, expected: "true or false") else {
+            filled(s, key, .boolean(value))
+            return value
+        }
         guard case .boolean(let v) = n.value else {
             report(n.position, "\"\(key)\" in [\(s.name)] must be true or false, found \(n.value.typeName)")
             return nil
@@ -186,16 +240,19 @@ struct ConfigDecoder {
     mutating func byteSize(_ s: Section, _ key: String, min: Int64, default value: Int64) -> Int64? {
         quantity(
             s, key, expected: "a size such as \"64MB\", \"512MiB\" or \"2GB\"", units: " (units: B, kB, MB, GB, KiB, MiB, GiB)", required: false,
-            default: value, parse: Self.parseByteSize, atLeast: min, tooSmall: "below the minimum of \(min / 1_000_000) MB")
+            default: value, parse: Self.parseByteSize, text: FilledIn.byteSizeText, atLeast: min, tooSmall: "below the minimum of \(min / 1_000_000) MB")
     }
 
     /// A string value with a unit ("15s", "64MB"): parsed, then checked against a minimum, every failure
     /// reported at the value's position with what was expected.
     private mutating func quantity<T: Comparable>(
-        _ s: Section, _ key: String, expected: String, units: String = "", required: Bool, default value: T?, parse: (String) -> T?, atLeast min: T,
-        tooSmall: String
+        _ s: Section, _ key: String, expected: String, units: String = "", required: Bool, default value: T?, parse: (String) -> T?,
+        text: (T) -> String, atLeast min: T, tooSmall: String
     ) -> T? {
-        guard let n = node(s, key, required: required && value == nil, expected: expected) else { return value }
+        guard let n = node(s, key, required: required && value == nil, expected: expected) else {
+            if let value { filled(s, key, .string(text(value))) }
+            return value
+        }
         guard case .string(let text) = n.value else {
             report(n.position, "\"\(key)\" in [\(s.name)] must be \(expected), found \(n.value.typeName)")
             return nil
@@ -229,7 +286,7 @@ struct ConfigDecoder {
     mutating func duration(_ s: Section, _ key: String, min: Duration, required: Bool = true, default value: Duration? = nil) -> Duration? {
         quantity(
             s, key, expected: "a duration such as \"500ms\", \"15s\", \"2m\", \"1h\" or \"30d\"", required: required, default: value,
-            parse: Self.parseDuration, atLeast: min, tooSmall: "shorter than the minimum \(min)")
+            parse: Self.parseDuration, text: FilledIn.durationText, atLeast: min, tooSmall: "shorter than the minimum of \(FilledIn.durationText(min))")
     }
 
     /// Reads a JWK file: the `{"kid":…,"jwk":{…}}` that `vouch-bank key` prints, or a bare JWK.
@@ -322,7 +379,9 @@ struct ConfigDecoder {
     mutating func choice<E: RawRepresentable & CaseIterable>(_ s: Section, _ key: String, _: E.Type, default value: E? = nil, parse: (String) -> E?) -> E? where E.RawValue == String {
         let names = E.allCases.map(\.rawValue).joined(separator: ", ")
         guard let text = string(s, key, required: value == nil, expected: "one of \(names)") else {
-            return s.table[key] == nil ? value : nil
+            guard s.table[key] == nil else { return nil }
+            if let value { filled(s, key, .string(value.rawValue)) }
+            return value
         }
         guard let v = parse(text) else {
             report(s.table[key]?.position ?? s.position, "\"\(key)\" in [\(s.name)] is \"\(text)\"; expected one of \(names)")
@@ -400,6 +459,7 @@ struct ConfigDecoder {
                 report(s.table["timezone"]?.position ?? s.position, "\"timezone\" in [shift] is \"\(zone)\", not a known IANA time zone (e.g. \"Europe/Berlin\", \"UTC\")")
             }
             var days: Set<Weekday>? = Set(Weekday.allCases)
+            if s.table["days"] == nil { filled(s, "days", FilledIn.weekdays(Weekday.allCases)) }
             if let n = s.table["days"] {
                 if case .array(let items) = n.value {
                     var set = Set<Weekday>()
@@ -428,8 +488,8 @@ struct ConfigDecoder {
             }
         }
 
-        var evidence: EvidenceSettings? = EvidenceSettings(summaryInterval: .seconds(60), batchInterval: .seconds(60), maxBatchRecords: 500)
-        if root["evidence"] != nil, let s = section(root, "evidence", name: "evidence", known: ["summary_interval", "batch_interval", "max_batch_records", "heartbeat_interval", "retention", "disk_budget", "raw_samples"], at: start) {
+        var evidence: EvidenceSettings?
+        if let s = optionalSection(root, "evidence", known: ["summary_interval", "batch_interval", "max_batch_records", "heartbeat_interval", "retention", "disk_budget", "raw_samples"], at: start) {
             let si = duration(s, "summary_interval", min: .seconds(1), default: .seconds(60))
             let bi = duration(s, "batch_interval", min: .seconds(1), default: .seconds(60))
             let mr = integer(s, "max_batch_records", range: 1...10_000, default: 500)
@@ -440,8 +500,6 @@ struct ConfigDecoder {
             if let si, let bi, let mr, let hb, let keep, let budget, let raw {
                 evidence = EvidenceSettings(
                     summaryInterval: si, batchInterval: bi, maxBatchRecords: mr, heartbeatInterval: hb, retention: keep, diskBudgetBytes: budget, rawSamples: raw)
-            } else {
-                evidence = nil
             }
         }
 
@@ -473,7 +531,7 @@ struct ConfigDecoder {
 
         let calendar = decodeCalendar(root, zone: shift?.timeZoneID)
         var release = ReleaseSettings()
-        if root["release"] != nil, let s = section(root, "release", name: "release", known: ["max_duration"], at: start) {
+        if let s = optionalSection(root, "release", known: ["max_duration"], at: start) {
             let range = ReleaseSettings.maxDurationRange
             if let longest = duration(s, "max_duration", min: range.lowerBound, default: ReleaseSettings.defaultMaxDuration) {
                 if longest > range.upperBound {

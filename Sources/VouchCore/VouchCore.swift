@@ -6,5 +6,5 @@
 ///   no other way to make one outside tests.
 /// - Time comes from an injected ``AgentClock``; nothing here reads a clock on its own.
 public enum VouchCoreInfo {
-    public static let agentVersion = "0.1.0"
+    public static let agentVersion = "0.9.0"
 }

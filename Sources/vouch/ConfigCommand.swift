@@ -8,9 +8,10 @@ struct ConfigCommand: ParsableCommand {
         discussion: """
             Examples:
               vouch config check /etc/vouch/vouch.toml
+              vouch config show --effective
               sudo vouch config apply --config /etc/vouch/vouch.toml
             """,
-        subcommands: [Check.self, Apply.self])
+        subcommands: [Check.self, Show.self, Apply.self])
 
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -24,12 +25,12 @@ struct ConfigCommand: ParsableCommand {
                 """)
 
         @Argument(help: "Config file to check.")
-        var file: String
+        var file = "/etc/vouch/vouch.toml"
 
         func run() throws {
             let config: AgentConfig
             do { config = try ConfigLoader.load(path: file) } catch {
-                FileHandleOutput.standardError(error.description)
+                FileHandleOutput.standardError(Self.painted(error))
                 FileHandleOutput.standardError("\(file): \(error.diagnostics.count) error(s)")
                 throw ExitCode(78)
             }
@@ -40,7 +41,14 @@ struct ConfigCommand: ParsableCommand {
                 throw ExitCode(78)
             }
             let channels = config.channels.map(\.id).joined(separator: ", ")
-            print("\(file): ok — device \(config.device.id), bank \(config.bank.url), \(config.modbusDevices.count) Modbus device(s) (\(channels)), \(config.stoppageRules.count) stoppage rule(s)")
+            print("\(file): \(Terminal.paint("ok", .ok)) — device \(config.device.id), bank \(config.bank.url), \(config.modbusDevices.count) Modbus device(s) (\(channels)), \(config.stoppageRules.count) stoppage rule(s)")
+        }
+
+        /// The diagnostics, with "error:" in red on a terminal.
+        static func painted(_ error: ConfigError) -> String {
+            error.diagnostics.map { d in
+                "\(d.file):\(d.position.line):\(d.position.column): \(Terminal.paint("error:", .fail, stderr: true)) \(d.message)"
+            }.joined(separator: "\n")
         }
     }
 }

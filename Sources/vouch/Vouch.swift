@@ -2,6 +2,7 @@ import Foundation
 import ArgumentParser
 import Logging
 import VouchAgent
+import VouchCore
 
 @main
 struct Vouch: AsyncParsableCommand {
@@ -18,6 +19,7 @@ struct Vouch: AsyncParsableCommand {
               vouch modbus scan --url tcp://192.168.1.20 --units 1-10
               vouch release open --for 2h --reason "sale to Koné Ltd, invoice 2291"
             """,
+        version: VouchCoreInfo.agentVersion,
         subcommands: [Run.self, Status.self, Sensors.self, EventsCommand.self, OutboxCommand.self, DoctorCommand.self, ConfigCommand.self, Enroll.self, EvidenceCommand.self, DetectCommand.self, GPIOCommand.self, ModbusCommand.self, ReleaseCommand.self])
 }
 

@@ -11,7 +11,7 @@ struct ReleaseConfigTests {
     }
 
     @Test(arguments: [
-        ("max_duration = \"30s\"\n", "\"max_duration\" in [release] is 30s, shorter than the minimum 60.0 seconds"),
+        ("max_duration = \"30s\"\n", "\"max_duration\" in [release] is 30s, shorter than the minimum of 1m"),
         ("max_duration = \"8d\"\n", "\"max_duration\" in [release] is longer than the limit of 7 days (\"7d\"): a release window that long would hide a theft for a week"),
         ("max_duraton = \"2h\"\n", "unknown key \"max_duraton\" in [release]; did you mean \"max_duration\"?"),
     ] as [(String, String)])

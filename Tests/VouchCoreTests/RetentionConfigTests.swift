@@ -25,7 +25,7 @@ import VouchCore
         let error = #expect(throws: ConfigError.self) { try ConfigLoader.parse(text, file: "vouch.toml") }
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         let line = try #require(lines.firstIndex { $0.hasPrefix("retention") }) + 1
-        #expect(error?.diagnostics.map(\.description) == ["vouch.toml:\(line):13: error: \"retention\" in [evidence] is 59m, shorter than the minimum 3600.0 seconds"])
+        #expect(error?.diagnostics.map(\.description) == ["vouch.toml:\(line):13: error: \"retention\" in [evidence] is 59m, shorter than the minimum of 1h"])
     }
 
     @Test func aDayCountThatOverflowsIsRefused() throws {
