@@ -56,8 +56,11 @@ extension ConfigCommand {
             }
             print("\(config) checks; asked the agent (pid \(running.pid)) to apply it")
             let deadline = Date().addingTimeInterval(Double(max(1, timeout)))
+            let progress = ProgressLine("waiting for the agent to stop in order and start on the new file")
+            defer { progress.finish() }
             while Date() < deadline {
                 if let now = ControlSocket.status(socketPath: socket), now.configSha256 == settings.sourceHash {
+                    progress.finish()
                     print("applied: the agent (pid \(now.pid)) runs \(config) (sha256 \(settings.sourceHash.prefix(16))…); the change is recorded in the chain")
                     return
                 }

@@ -36,7 +36,9 @@ struct DoctorCommand: AsyncParsableCommand {
             throw ExitCode(78)
         }
         var checks = [DoctorCheck("config", .ok, "\(config) loads: \(settings.modbusDevices.count) Modbus device(s), \(settings.gpio.inputs.count + settings.gpio.outputs.count) GPIO line(s), device \(settings.device.id)")]
+        let progress = json ? nil : ProgressLine("vouch doctor: checking the key, disk, clock, devices and the bank")
         checks += await Doctor.checks(settings)
+        progress?.finish()
         let failed = checks.filter { $0.outcome == .fail }.count
         if json {
             let encoder = JSONEncoder()
@@ -47,16 +49,30 @@ struct DoctorCommand: AsyncParsableCommand {
             print("vouch doctor: \(config) (device \(settings.device.id))")
             let width = checks.map(\.id.count).max() ?? 0
             for c in checks {
-                let mark = ["ok": "ok  ", "warn": "warn", "fail": "FAIL", "skip": "skip"][c.outcome.rawValue] ?? c.outcome.rawValue
+                let mark = Self.mark(c.outcome.rawValue)
                 print("  \(mark)  \(c.id.padding(toLength: width, withPad: " ", startingAt: 0))  \(c.detail)")
                 if let fix = c.fix, c.outcome != .ok {
                     print("        \(String(repeating: " ", count: width))  fix: \(fix)")
                 }
             }
             let warned = checks.filter { $0.outcome == .warn }.count
-            print(failed == 0 ? "all \(checks.count) checks passed\(warned > 0 ? " (\(warned) warning(s))" : "")" : "\(failed) of \(checks.count) checks failed")
+            print(
+                failed == 0
+                    ? Terminal.paint("all \(checks.count) checks passed", .ok) + (warned > 0 ? " (\(warned) warning(s))" : "")
+                    : Terminal.paint("\(failed) of \(checks.count) checks failed", .fail))
         }
         if failed > 0 { throw ExitCode(1) }
+    }
+
+    /// The outcome column, four wide, in colour on a terminal.
+    static func mark(_ outcome: String) -> String {
+        switch outcome {
+        case "ok": Terminal.paint("ok", .ok) + "  "
+        case "warn": Terminal.paint("warn", .warn)
+        case "fail": Terminal.paint("FAIL", .fail)
+        case "skip": Terminal.paint("skip", .dim)
+        default: outcome
+        }
     }
 
     static func printJSON(_ object: [String: Any]) {

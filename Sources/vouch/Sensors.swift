@@ -78,7 +78,9 @@ struct Sensors: AsyncParsableCommand {
                 FileHandleOutput.standardError("vouch sensors: --watch needs the running agent (nothing answers at \(socket)); without --watch the channels are read once")
                 throw ExitCode(69)
             } else {
+                let progress = json ? nil : ProgressLine("no agent running: reading \(settings.modbusDevices.count) Modbus device(s) once")
                 answer = Answer(device: settings.device.id, source: "direct", channels: await Self.pollOnce(settings))
+                progress?.finish()
             }
             if watch && !json { print("\u{1B}[H\u{1B}[2J", terminator: "") }
             show(answer)
@@ -105,9 +107,9 @@ struct Sensors: AsyncParsableCommand {
             let value = r.value.map { IntegerScaling.text($0, exponent: r.scale, unit: r.unit) } ?? r.text ?? "–"
             let state: String
             switch r.quality {
-            case "failing": state = "FAILING: \(r.error ?? "")"
+            case "failing": state = Terminal.paint("FAILING", .fail) + ": \(r.error ?? "")"
             case "waiting": state = "waiting for a first reading"
-            default: state = r.readWallMs.map { "ok, \(max(0, now - $0) / 1000) s ago" } ?? "ok"
+            default: state = Terminal.paint("ok", .ok) + (r.readWallMs.map { ", \(max(0, now - $0) / 1000) s ago" } ?? "")
             }
             return ["  " + r.id, value, state]
         }

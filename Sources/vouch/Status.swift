@@ -66,7 +66,7 @@ struct Status: ParsableCommand {
         let now = s.clock.wallMs
         var out = "\(s.device): running for \(duration(s.uptimeMs)) (since \(iso(s.startedWallMs))), boot \(s.bootCount), vouch \(s.version)\n"
         let quality = ["sync": "synchronised", "unsync": "NOT synchronised (wall times are the board's guess)", "step": "stepped recently"][s.clock.quality] ?? s.clock.quality
-        out += "clock    \(iso(now)), \(quality)\n"
+        out += "clock    \(iso(now)), \(s.clock.quality == "sync" ? quality : Terminal.paint(quality, .warn))\n"
         if let o = s.outbox {
             out += "outbox   \(o.undeliveredBatches) batch(es) not yet at the bank, \(o.unsealedRecords) record(s) not yet sealed; \(o.records) records in \(o.batches) batches, last batch \(o.lastBseq)\n"
         } else {
@@ -82,9 +82,9 @@ struct Status: ParsableCommand {
             let state: String
             switch c.quality {
             case "failing":
-                state = "FAILING since \(iso(c.failingSinceWallMs ?? now)) (\(c.failures ?? 0) polls): \(c.lastError ?? "")"
+                state = Terminal.paint("FAILING", .fail) + " since \(iso(c.failingSinceWallMs ?? now)) (\(c.failures ?? 0) polls): \(c.lastError ?? "")"
             case "waiting": state = "waiting for a first reading"
-            default: state = "ok, read \(ago(c.readWallMs, now))"
+            default: state = Terminal.paint("ok", .ok) + ", read \(ago(c.readWallMs, now))"
             }
             return ["  " + c.id, value, state]
         }
@@ -93,7 +93,7 @@ struct Status: ParsableCommand {
             out += "\nrules\n"
             out += table(
                 s.rules.map { r in
-                    let state = r.state == "finding" ? "FINDING \(r.severity ?? "") since \(iso(r.sinceWallMs ?? now)) (event \(r.eventId ?? ""))" : "quiet"
+                    let state = r.state == "finding" ? Terminal.paint("FINDING \(r.severity ?? "")", r.severity == "alarm" ? .fail : .warn) + " since \(iso(r.sinceWallMs ?? now)) (event \(r.eventId ?? ""))" : "quiet"
                     return ["  " + r.id, "\(r.kind) on \(r.channel)", state]
                 })
         }
