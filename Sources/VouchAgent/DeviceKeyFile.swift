@@ -34,6 +34,16 @@ public enum DeviceKeyFile {
         guard fm.createFile(atPath: temporary, contents: Data(key.pem.utf8), attributes: [.posixPermissions: 0o600]) else {
             throw AgentError(.key, "cannot write \(temporary)")
         }
+        // `sudo vouch enroll` in a data directory that belongs to the agent's user (the package's vouch): the
+        // key must be that user's too, or the agent could not read it and would refuse to start.
+        var directoryStatus = stat()
+        if geteuid() == 0, stat(directory.isEmpty ? "." : directory, &directoryStatus) == 0, directoryStatus.st_uid != 0,
+            chown(temporary, directoryStatus.st_uid, directoryStatus.st_gid) != 0
+        {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw AgentError(.key, "cannot give the new key to the owner of \(directory) (uid \(directoryStatus.st_uid)): \(reason)")
+        }
         if rename(temporary, path) != 0 {
             unlink(temporary)
             throw AgentError(.key, "cannot move the new key into place at \(path): \(String(cString: strerror(errno)))")

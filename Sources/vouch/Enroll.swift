@@ -66,7 +66,13 @@ struct Enroll: ParsableCommand {
         let document = DeviceKeyFile.enrollmentDocument(deviceID: settings.device.id, key: key, nowMs: Int64(Date().timeIntervalSince1970 * 1000))
         print(CanonicalJSON.string(document))
         if !printOnly {
-            FileHandleOutput.standardError("vouch enroll: key written to \(settings.device.keyFile) (mode 0600), kid \(key.kid)")
+            let owner = (try? FileManager.default.attributesOfItem(atPath: settings.device.keyFile))?[.ownerAccountName] as? String
+            FileHandleOutput.standardError(
+                """
+                vouch enroll: key written to \(settings.device.keyFile) (mode 0600\(owner.map { ", owner \($0)" } ?? "")), kid \(key.kid)
+                vouch enroll: next: send the document printed on standard output to the bank, which enrols device \
+                "\(settings.device.id)" with `vouch-bank devices add FILE`; then start the agent (`systemctl enable --now vouch`)
+                """)
         }
     }
 }

@@ -20,6 +20,26 @@ struct DeviceKeyFileTests {
         #expect(leftovers == ["device.key"], "no temporary file may be left beside the key")
     }
 
+    /// `sudo vouch enroll` on a gateway installed from the package: /var/lib/vouch belongs to user vouch, and
+    /// a key owned by root would stop the agent from starting. Needs root to create the files as another user.
+    @Test(.enabled(if: geteuid() == 0, "needs root"))
+    func aKeyCreatedByRootInAnotherUsersDirectoryBelongsToThatUser() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let keys = (path as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: keys, withIntermediateDirectories: true)
+        #expect(chown(keys, 65534, 65534) == 0)
+        _ = try DeviceKeyFile.create(path: path, force: false)
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        #expect((attributes[.ownerAccountID] as? NSNumber)?.intValue == 65534)
+        #expect((attributes[.groupOwnerAccountID] as? NSNumber)?.intValue == 65534)
+        #expect(try mode(path) == 0o600)
+
+        // In root's own directory the key stays root's.
+        #expect(chown(keys, 0, 0) == 0)
+        _ = try DeviceKeyFile.create(path: path, force: true)
+        #expect((try FileManager.default.attributesOfItem(atPath: path)[.ownerAccountID] as? NSNumber)?.intValue == 0)
+    }
+
     @Test func existingKeyIsNotReplacedWithoutForce() throws {
         defer { try? FileManager.default.removeItem(at: directory) }
         let first = try DeviceKeyFile.create(path: path, force: false)
