@@ -66,6 +66,7 @@ extension ConfigCommand {
                 }
                 Thread.sleep(forTimeInterval: 0.25)
             }
+            progress.finish()
             FileHandleOutput.standardError(
                 "vouch config apply: the agent did not come back on the new file within \(timeout) s; see its log (journalctl -u vouch) for why")
             throw ExitCode(75)

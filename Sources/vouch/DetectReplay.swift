@@ -71,11 +71,15 @@ struct DetectReplay: ParsableCommand {
         let eventSink = try Sink(path: events ?? (out == nil ? "/dev/stderr" : nil))
         rowSink.write((["timestamp"] + channels.flatMap { [$0.id, "\($0.id).score", "\($0.id).event"] }).map(Self.csvField).joined(separator: ",") + "\n")
         var rowCount = 0, eventCount = 0
+        // On a terminal, when neither rows nor events are written there: how far a long history has got.
+        let progress = out != nil && events?.hasPrefix("/dev/std") != true ? ProgressLine("vouch detect replay: \(csv)") : nil
+        defer { progress?.finish() }
         do {
             try Replay.run(
                 history, channels: channels, engine: &engine, zoneID: zone,
                 row: { row in
                     rowCount += 1
+                    if rowCount % 10_000 == 0 { progress?.update("vouch detect replay: \(csv), row \(rowCount) of \(history.rows.count)") }
                     var fields = [row.timestamp]
                     for (i, c) in channels.enumerated() {
                         if row.sampled.indices.contains(i), !row.sampled[i] {
@@ -97,6 +101,7 @@ struct DetectReplay: ParsableCommand {
         }
         rowSink.close()
         eventSink.close()
+        progress?.finish()
         if out != nil {
             FileHandleOutput.standardError("vouch detect replay: \(rowCount) rows, \(channels.count) channel(s), \(eventCount) finding(s)")
         }
@@ -129,6 +134,9 @@ struct DetectReplay: ParsableCommand {
                 throw ValidationError("--channel \(id): no column \"\(column)\" in \(csv) (columns: \(history.header.joined(separator: ", ")))")
             }
             out.append(Replay.Channel(id: id, column: index, scaleExponent: descriptor.scaleExponent))
+        }
+        guard !engine.channels.isEmpty else {
+            throw ValidationError("\(config) has no [[detect]] rule, so there is nothing to replay (stoppage rules are not replayed: write them as kind = \"run_state\")")
         }
         guard !out.isEmpty else {
             throw ValidationError(

@@ -55,9 +55,10 @@ final class ProgressLine: Sendable {
 
     func update(_ label: String) { state.withLock { $0.label = label } }
 
-    /// Erases the line (if it was shown); nothing is drawn afterwards.
+    /// Erases the line (if it was shown); nothing is drawn afterwards. Calling it again does nothing.
     func finish() {
         state.withLock { s in
+            guard !s.finished else { return }
             if s.shown { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
             s.finished = true
         }

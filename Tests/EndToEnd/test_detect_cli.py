@@ -140,3 +140,8 @@ def test_bad_input_names_the_line_or_the_option(tmp_path):
     assert r.returncode == 64 and "--channel press.powr: not a channel of" in r.stderr, r.stderr
     r = vouch("detect", "replay", "--config", config, "--csv", tmp_path / "missing.csv")
     assert r.returncode == 64 and "no such file" in r.stderr, r.stderr
+    # A config with no [[detect]] rule says so, not that no column matches an empty list of channels.
+    no_rules = tmp_path / "no-rules.toml"
+    no_rules.write_text(SITE.format(tmp=tmp_path))
+    r = vouch("detect", "replay", "--config", no_rules, "--csv", history)
+    assert r.returncode == 64 and f"{no_rules} has no [[detect]] rule, so there is nothing to replay" in r.stderr, r.stderr

@@ -1,5 +1,6 @@
 """Colour and progress only for a person at a terminal: the real binary on a pseudo-terminal, and on pipes."""
 import os
+import re
 import pty
 import socket
 import subprocess
@@ -90,3 +91,23 @@ def test_a_slow_doctor_shows_progress_on_a_terminal_and_erases_it(tmp_path):
         assert ESC not in piped.stderr and "checking" not in piped.stderr, "no progress on a pipe"
     finally:
         silent.close()
+
+
+def test_a_long_replay_shows_how_far_it_has_got_when_its_output_goes_to_files(tmp_path):
+    site = prepared_site(tmp_path)
+    config = tmp_path / "replay.toml"
+    config.write_text(site.config.read_text() + '\n[[detect]]\nid = "run"\nkind = "run_state"\nchannel = "meter.power"\n'
+                      'running_at_or_above = 2000\nstopped_below = 500\n')
+    history = tmp_path / "week.csv"
+    with history.open("w") as f:
+        f.write("timestamp,meter.power\n")
+        for i in range(200_000):  # 2.3 days at 1 Hz, the line stopping every other hour: about 3 s in a debug build
+            f.write(f"{1764590400 + i},{12000 if (i // 3600) % 2 == 0 else 0}\n")
+    rows, events = tmp_path / "rows.csv", tmp_path / "events.jsonl"
+    argv = [str(site.bin_dir / "vouch"), "detect", "replay", "--config", str(config), "--csv", str(history),
+            "--out", str(rows), "--events", str(events)]
+    progress, _, status = run_on_pty(argv, "stderr")
+    assert status == 0, progress
+    assert re.search(r"vouch detect replay: .*week\.csv, row \d+0000 of 200000… \d+ s", progress), repr(progress[-300:])
+    assert progress.endswith("\r" + ESC + "K" + "vouch detect replay: 200000 rows, 1 channel(s), 55 finding(s)\r\n"), repr(progress[-200:])
+    assert len(rows.read_text().splitlines()) == 200_001 and len(events.read_text().splitlines()) == 55
