@@ -185,7 +185,7 @@ public struct Agent: Sendable {
         do {
             if let notifier = try SystemdNotifier.fromEnvironment(ProcessInfo.processInfo.environment) {
                 services.append(
-                    SystemdNotifyService(
+                    SystemdNotifyService.agent(
                         notifier: notifier, pipeline: pipeline, outbox: outbox, controlSocket: ControlSocket.path(dataDir: config.device.dataDir),
                         deviceID: config.device.id, logger: logger))
             }

@@ -80,27 +80,50 @@ struct HeartbeatService: Service {
 /// systemd's side of `Type=notify` (see ``SystemdNotifier``): `READY=1` once the CLI can reach the agent,
 /// `WATCHDOG=1` at half the watchdog interval for as long as the pipeline answers (a wedged pipeline
 /// stops the pings, and systemd restarts the agent), `STATUS=` for `systemctl status`, and
-/// `STOPPING=1` first thing at shutdown. Started last, so it stops first.
+/// `STOPPING=1` first thing at shutdown. Started last, so it stops first. Its parts are closures so a
+/// test can wedge the pipeline; ``agent(notifier:pipeline:outbox:controlSocket:deviceID:logger:)`` wires the real ones.
 struct SystemdNotifyService: Service {
-    let notifier: SystemdNotifier
-    let pipeline: EvidencePipeline
-    let outbox: Outbox
-    let controlSocket: String
-    let deviceID: String
+    /// How often `WATCHDOG=1` is due (half of `WatchdogSec`); nil when systemd watches nothing.
+    let watchdogInterval: Duration?
+    /// Sends fields to systemd.
+    let notify: @Sendable ([(String, String)]) throws -> Void
+    /// Returns once the CLI can reach the agent, or once it has waited long enough.
+    let whenReady: @Sendable () async -> Void
+    /// Returns when the pipeline answers; never, from a wedged one.
+    let pipelineAnswers: @Sendable () async -> Void
+    /// The line `systemctl status` shows.
+    let status: @Sendable () -> String
     let logger: Logger
     /// How often `STATUS=` is refreshed when systemd watches nothing.
     static let statusInterval: Duration = .seconds(30)
 
+    static func agent(
+        notifier: SystemdNotifier, pipeline: EvidencePipeline, outbox: Outbox, controlSocket: String, deviceID: String, logger: Logger
+    ) -> SystemdNotifyService {
+        SystemdNotifyService(
+            watchdogInterval: notifier.watchdogInterval,
+            notify: { try notifier.send($0) },
+            whenReady: { await waitForControlSocket(controlSocket, logger: logger) },
+            pipelineAnswers: { _ = await pipeline.stampNow() },
+            status: {
+                let backlog = (try? outbox.status().undeliveredBatches).map { "\($0) batch(es) not yet at the bank" } ?? "outbox unreadable"
+                return "\(deviceID) recording; \(backlog)"
+            },
+            logger: logger)
+    }
+
     func run() async throws {
-        await waitForControlSocket()
+        await whenReady()
         send([("READY", "1"), ("STATUS", status())])
-        logger.info("told systemd the agent is ready\(notifier.watchdogInterval.map { "; watchdog ping every \($0)" } ?? "")")
+        logger.info("told systemd the agent is ready\(watchdogInterval.map { "; watchdog ping every \($0)" } ?? "")")
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                do { try await Task.sleep(for: notifier.watchdogInterval ?? Self.statusInterval) } catch { return }
+                do { try await Task.sleep(for: watchdogInterval ?? Self.statusInterval) } catch { return }
                 // Alive means the pipeline still answers: this await never returns from a wedged one.
-                _ = await pipeline.stampNow()
-                send((notifier.watchdogInterval == nil ? [] : [("WATCHDOG", "1")]) + [("STATUS", status())])
+                await pipelineAnswers()
+                // Shutting down is not proof of life: a wedged pipeline released by the cancellation sends nothing.
+                if Task.isCancelled { return }
+                send((watchdogInterval == nil ? [] : [("WATCHDOG", "1")]) + [("STATUS", status())])
             }
         }
         send([("STOPPING", "1"), ("STATUS", "stopping: closing summaries, sealing what is recorded")])
@@ -108,7 +131,7 @@ struct SystemdNotifyService: Service {
 
     /// Up to 10 s for the control socket to answer; READY is sent either way (the agent records), the
     /// log says why the CLI cannot reach it.
-    func waitForControlSocket() async {
+    static func waitForControlSocket(_ controlSocket: String, logger: Logger) async {
         for _ in 0..<200 {
             if (try? ControlSocket.ask(ControlRequest(op: "ping"), socketPath: controlSocket, timeout: .milliseconds(500))) != nil { return }
             do { try await Task.sleep(for: .milliseconds(50)) } catch { return }
@@ -116,12 +139,7 @@ struct SystemdNotifyService: Service {
         logger.warning("the control socket \(controlSocket) does not answer; telling systemd the agent is ready anyway (it records)")
     }
 
-    func status() -> String {
-        let backlog = (try? outbox.status().undeliveredBatches).map { "\($0) batch(es) not yet at the bank" } ?? "outbox unreadable"
-        return "\(deviceID) recording; \(backlog)"
-    }
-
     func send(_ fields: [(String, String)]) {
-        do { try notifier.send(fields) } catch { logger.error("\(error)") }
+        do { try notify(fields) } catch { logger.error("\(error)") }
     }
 }
