@@ -85,6 +85,8 @@ struct HeartbeatService: Service {
 struct SystemdNotifyService: Service {
     /// How often `WATCHDOG=1` is due (half of `WatchdogSec`); nil when systemd watches nothing.
     let watchdogInterval: Duration?
+    /// Returns when the next ping (or status refresh) is due; throws once cancelled.
+    let nextPing: @Sendable () async throws -> Void
     /// Sends fields to systemd.
     let notify: @Sendable ([(String, String)]) throws -> Void
     /// Returns once the CLI can reach the agent, or once it has waited long enough.
@@ -102,6 +104,7 @@ struct SystemdNotifyService: Service {
     ) -> SystemdNotifyService {
         SystemdNotifyService(
             watchdogInterval: notifier.watchdogInterval,
+            nextPing: { try await Task.sleep(for: notifier.watchdogInterval ?? statusInterval) },
             notify: { try notifier.send($0) },
             whenReady: { await waitForControlSocket(controlSocket, logger: logger) },
             pipelineAnswers: { _ = await pipeline.stampNow() },
@@ -118,7 +121,7 @@ struct SystemdNotifyService: Service {
         logger.info("told systemd the agent is ready\(watchdogInterval.map { "; watchdog ping every \($0)" } ?? "")")
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                do { try await Task.sleep(for: watchdogInterval ?? Self.statusInterval) } catch { return }
+                do { try await nextPing() } catch { return }
                 // Alive means the pipeline still answers: this await never returns from a wedged one.
                 await pipelineAnswers()
                 // Shutting down is not proof of life: a wedged pipeline released by the cancellation sends nothing.

@@ -4,10 +4,10 @@ import Testing
 
 @testable import VouchAgent
 
-/// ``SystemdNotifyService`` with a recording `notify` and a pipeline probe the test controls: the
-/// watchdog is fed only while the pipeline answers. (The datagrams themselves are tested in
-/// VouchCoreTests' SystemdNotifyTests, and the whole agent under a fake systemd in
-/// Tests/EndToEnd/test_systemd_notify.py.)
+/// ``SystemdNotifyService`` with a recording `notify`, pings that fall due when the test says so, and a
+/// pipeline probe the test controls: the watchdog is fed only while the pipeline answers. No assertion
+/// depends on timing. (The datagrams themselves are tested in VouchCoreTests' SystemdNotifyTests, and the
+/// whole agent under a fake systemd in Tests/EndToEnd/test_systemd_notify.py.)
 struct SystemdNotifyServiceTests {
     /// Everything the service told "systemd", in order.
     final class Recorder: Sendable {
@@ -19,46 +19,100 @@ struct SystemdNotifyServiceTests {
 
     /// A pipeline that answers `answers` times, then hangs (as an actor stuck in a blocking call would).
     final class Pipeline: Sendable {
-        private let left: Mutex<Int>
-        init(answers: Int) { left = Mutex(answers) }
+        private let asked = Mutex(0)
+        let answers: Int
+        init(answers: Int) { self.answers = answers }
+        var calls: Int { asked.withLock { $0 } }
         func answer() async {
-            let alive = left.withLock { n -> Bool in
-                n -= 1
-                return n >= 0
+            let call = asked.withLock { n -> Int in
+                n += 1
+                return n
             }
-            if !alive { try? await Task.sleep(for: .seconds(3_600)) }
+            if call > answers { try? await Task.sleep(for: .seconds(3_600)) }
         }
     }
 
-    func service(_ recorder: Recorder, _ pipeline: Pipeline, every interval: Duration) -> SystemdNotifyService {
-        SystemdNotifyService(
-            watchdogInterval: interval, notify: { recorder.record($0) }, whenReady: {}, pipelineAnswers: { await pipeline.answer() },
-            status: { "test-1 recording" }, logger: Logger(label: "test"))
+    /// The pings' clock, advanced by the test: `next()` returns once per `tick()`, and throws when cancelled.
+    final class Ticks: Sendable {
+        private struct State {
+            var due = 0
+            var waiter: CheckedContinuation<Void, Error>?
+            var cancelled = false
+        }
+        private let state = Mutex(State())
+
+        func tick() {
+            let waiter = state.withLock { s -> CheckedContinuation<Void, Error>? in
+                guard let w = s.waiter else {
+                    s.due += 1
+                    return nil
+                }
+                s.waiter = nil
+                return w
+            }
+            waiter?.resume()
+        }
+
+        func next() async throws {
+            try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
+                    let outcome = state.withLock { s -> Bool? in
+                        if s.cancelled { return false }
+                        if s.due > 0 {
+                            s.due -= 1
+                            return true
+                        }
+                        s.waiter = c
+                        return nil
+                    }
+                    switch outcome {
+                    case true?: c.resume()
+                    case false?: c.resume(throwing: CancellationError())
+                    case nil: break
+                    }
+                }
+            } onCancel: {
+                let waiter = state.withLock { s -> CheckedContinuation<Void, Error>? in
+                    s.cancelled = true
+                    defer { s.waiter = nil }
+                    return s.waiter
+                }
+                waiter?.resume(throwing: CancellationError())
+            }
+        }
     }
 
-    /// Runs the service for `time`, then stops it as a shutdown would (cancellation).
-    func run(_ service: SystemdNotifyService, for time: Duration) async {
+    /// Waits (without a deadline that could fail a slow run; 60 s at most) until `condition` holds.
+    func eventually(_ condition: () -> Bool) async {
+        for _ in 0..<12_000 where !condition() { try? await Task.sleep(for: .milliseconds(5)) }
+    }
+
+    @Test(arguments: [3, 10])
+    func theWatchdogIsFedOncePerAnswerAndNeverAfterThePipelineStopsAnswering(answers: Int) async {
+        let recorder = Recorder(), pipeline = Pipeline(answers: answers)
+        let ticks = Ticks()
+        let service = SystemdNotifyService(
+            watchdogInterval: .seconds(15), nextPing: { try await ticks.next() }, notify: { recorder.record($0) }, whenReady: {},
+            pipelineAnswers: { await pipeline.answer() }, status: { "test-1 recording" }, logger: Logger(label: "test"))
         let task = Task { try await service.run() }
-        try? await Task.sleep(for: time)
-        task.cancel()
+
+        await eventually { recorder.messages.count == 1 }
+        #expect(recorder.messages == ["READY=1 STATUS=test-1 recording"])
+        for n in 1...answers {
+            ticks.tick()
+            await eventually { recorder.pings == n }
+        }
+        #expect(recorder.pings == answers)
+        // The next ping falls due and the pipeline does not answer: nothing is sent, however many fall due.
+        ticks.tick()
+        await eventually { pipeline.calls == answers + 1 }
+        for _ in 0..<5 { ticks.tick() }
+        try? await Task.sleep(for: .milliseconds(100))
+        #expect(recorder.pings == answers, "\(recorder.messages)")
+
+        task.cancel()  // shutdown
         _ = await task.result
-    }
-
-    @Test func theWatchdogIsFedOnlyWhileThePipelineAnswers() async {
-        let recorder = Recorder()
-        // Pings are due every 50 ms; the pipeline answers three times, then wedges for the remaining ~1 s.
-        await run(service(recorder, Pipeline(answers: 3), every: .milliseconds(50)), for: .milliseconds(1_200))
-        let messages = recorder.messages
-        #expect(messages.first == "READY=1 STATUS=test-1 recording")
-        #expect(recorder.pings == 3, "one ping per answer, none once the pipeline stopped answering: \(messages)")
-        #expect(messages.last?.hasPrefix("STOPPING=1") == true, "shutdown is still announced: \(messages)")
-    }
-
-    @Test func aPipelineThatKeepsAnsweringKeepsTheWatchdogFed() async {
-        let recorder = Recorder()
-        await run(service(recorder, Pipeline(answers: .max), every: .milliseconds(50)), for: .milliseconds(1_200))
-        // Due 24 times in 1.2 s; a loaded test machine may fall behind, but never to a handful.
-        #expect(recorder.pings >= 8, "\(recorder.messages)")
-        #expect(recorder.messages.last?.hasPrefix("STOPPING=1") == true)
+        #expect(recorder.pings == answers, "no last ping when the shutdown releases the wedged probe")
+        #expect(recorder.messages.last?.hasPrefix("STOPPING=1") == true, "shutdown is still announced: \(recorder.messages)")
     }
 }
