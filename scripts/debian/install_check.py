@@ -25,7 +25,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".build" / "deb" / "rootfs-bookworm.tar"
-MIRROR = os.environ.get("VOUCH_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+
+def debian_sources():
+    """Where the fresh root's packages come from: $VOUCH_DEBIAN_MIRROR, else this machine's own apt sources
+    (the mirrors scripts/setup installed from, so a CI that reaches only its own mirror works too), else
+    deb.debian.org."""
+    if os.environ.get("VOUCH_DEBIAN_MIRROR"):
+        return os.environ["VOUCH_DEBIAN_MIRROR"]
+    for path in ("/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"):
+        if Path(path).is_file() and any(line.strip() and not line.lstrip().startswith("#") for line in Path(path).read_text().splitlines()):
+            return path
+    return "http://deb.debian.org/debian"
+
+
+MIRROR = debian_sources()
 BIN_DIR = Path(os.environ.get("VOUCH_BIN_DIR", ROOT / ".build" / "debug"))
 PYTHON = os.environ.get("VOUCH_VENV", str(ROOT / ".venv")) + "/bin/python"
 
