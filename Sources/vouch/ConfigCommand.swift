@@ -78,8 +78,7 @@ struct ConfigCommand: ParsableCommand {
                 "channels": config.map { $0.allChannels.map(\.id) as Any } ?? NSNull(),
                 "rules": config.map { ($0.stoppageRules.count + $0.detectRules.count) as Any } ?? NSNull(),
             ]
-            guard let data = try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys]) else { return }
-            print(String(decoding: data, as: UTF8.self))
+            JSONOutput.print(document)
         }
 
         /// The diagnostics, with "error:" in red on a terminal.

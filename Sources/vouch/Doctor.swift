@@ -31,7 +31,7 @@ struct DoctorCommand: AsyncParsableCommand {
     func run() async throws {
         let settings: AgentConfig
         do { settings = try ConfigLoader.load(path: config) } catch {
-            if json { Self.printJSON(["config": config, "checks": [["id": "config", "outcome": "fail", "detail": "\(error)", "fix": "vouch config check \(config)"]], "failed": 1]) }
+            if json { JSONOutput.print(["config": config, "checks": [["id": "config", "outcome": "fail", "detail": "\(error)", "fix": "vouch config check \(config)"]], "failed": 1]) }
             FileHandleOutput.standardError("\(error)")
             throw ExitCode(78)
         }
@@ -44,7 +44,7 @@ struct DoctorCommand: AsyncParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             let rows = (try? JSONSerialization.jsonObject(with: encoder.encode(checks))) ?? []
-            Self.printJSON(["config": config, "device": settings.device.id, "checks": rows, "failed": failed])
+            JSONOutput.print(["config": config, "device": settings.device.id, "checks": rows, "failed": failed])
         } else {
             print("vouch doctor: \(config) (device \(settings.device.id))")
             let width = checks.map(\.id.count).max() ?? 0
@@ -73,10 +73,5 @@ struct DoctorCommand: AsyncParsableCommand {
         case "skip": Terminal.paint("skip", .dim)
         default: outcome
         }
-    }
-
-    static func printJSON(_ object: [String: Any]) {
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
-        print(String(decoding: data, as: UTF8.self))
     }
 }

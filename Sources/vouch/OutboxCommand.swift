@@ -50,7 +50,7 @@ struct OutboxCommand: ParsableCommand {
                 "bytes": bytes, "disk_budget_bytes": budget,
                 "quarantined": quarantined.map { ["bseq": $0.bseq, "code": $0.code, "reason": $0.reason, "at_ms": $0.atMs] as [String: Any] },
             ]
-            if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) { print(String(decoding: data, as: UTF8.self)) }
+            JSONOutput.print(object)
             return
         }
         print("\(settings.device.id): outbox \(path)")

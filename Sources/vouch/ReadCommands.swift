@@ -28,3 +28,11 @@ enum ReadCommands {
         }
     }
 }
+
+/// How every `--json` prints its document: one line, keys sorted (so output diffs and snapshots are stable).
+enum JSONOutput {
+    static func print(_ object: [String: Any]) {
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
+        Swift.print(String(decoding: data, as: UTF8.self))
+    }
+}

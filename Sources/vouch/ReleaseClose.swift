@@ -30,7 +30,7 @@ struct ReleaseClose: ParsableCommand {
         let answer = try options.ask(.releaseClose(id: id, by: by, note: note), command: "close")
         guard let window = answer.releases?.first else { throw ExitCode(70) }
         if options.json {
-            ReleaseOutput.print(json: ReleaseOutput.json([window], nowMs: ReleaseOutput.nowMs()))
+            JSONOutput.print(ReleaseOutput.json([window], nowMs: ReleaseOutput.nowMs()))
         } else {
             print("closed release window \(window.id) (\(window.reason)); drops on \(window.channels.isEmpty ? "every channel" : window.channels.joined(separator: ", ")) are alarms again")
         }

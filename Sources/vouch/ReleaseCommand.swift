@@ -82,11 +82,6 @@ enum ReleaseOutput {
         ]
     }
 
-    static func print(json object: [String: Any]) {
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
-        Swift.print(String(decoding: data, as: UTF8.self))
-    }
-
     static func line(_ w: ReleaseWindow) -> String {
         "release window \(w.id): until \(iso(w.untilWallMs)) on \(w.channels.isEmpty ? "every channel" : w.channels.joined(separator: ", ")), by \(w.who): \(w.reason)"
     }

@@ -19,7 +19,7 @@ struct ReleaseList: ParsableCommand {
         let windows = answer.releases ?? []
         let now = ReleaseOutput.nowMs()
         if options.json {
-            ReleaseOutput.print(json: ReleaseOutput.json(windows, nowMs: now))
+            JSONOutput.print(ReleaseOutput.json(windows, nowMs: now))
             return
         }
         guard !windows.isEmpty else {

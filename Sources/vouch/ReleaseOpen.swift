@@ -48,7 +48,7 @@ struct ReleaseOpen: ParsableCommand {
             throw ExitCode(70)
         }
         if options.json {
-            ReleaseOutput.print(json: ReleaseOutput.json([window], nowMs: ReleaseOutput.nowMs()))
+            JSONOutput.print(ReleaseOutput.json([window], nowMs: ReleaseOutput.nowMs()))
         } else {
             print("opened " + ReleaseOutput.line(window))
             print("recorded as record \(window.id) in the signed chain; close it early with: vouch release close \(window.id)")

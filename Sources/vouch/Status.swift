@@ -35,7 +35,7 @@ struct Status: ParsableCommand {
             throw ExitCode(69)
         }
         guard let answer, answer.ok, let status = answer.status else {
-            if json { Self.printJSON(["running": false, "device": settings.device.id, "socket": socket]) }
+            if json { JSONOutput.print(["running": false, "device": settings.device.id, "socket": socket]) }
             let why =
                 answer.map { "the agent answered \($0.code ?? "E_CONTROL"): \($0.message ?? "no status")" }
                 ?? "no agent is running for \(config) (nothing listens at \(socket)); start it with systemctl start vouch (or vouch run)"
@@ -50,15 +50,10 @@ struct Status: ParsableCommand {
                 throw ExitCode(70)
             }
             object["running"] = true
-            Self.printJSON(object)
+            JSONOutput.print(object)
             return
         }
         print(Self.text(status), terminator: "")
-    }
-
-    static func printJSON(_ object: [String: Any]) {
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
-        print(String(decoding: data, as: UTF8.self))
     }
 
     /// The human view: one block per part, aligned columns.

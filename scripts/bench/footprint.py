@@ -25,7 +25,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts" / "sim"))
+from vouch_site import free_port, wait_for_port  # noqa: E402  (the simulated site's helpers)
+
 RELEASE = ROOT / ".build" / "release" / "vouch"
 BIN_DIR = Path(os.environ.get("VOUCH_BIN_DIR", ROOT / ".build" / "debug"))
 PYTHON = sys.executable
@@ -119,22 +121,6 @@ above = 80
 """
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return True
-        time.sleep(0.1)
-    return False
-
-
 def status_kb(pid, field):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -205,7 +191,7 @@ def main():
         subprocess.run(bank + ["devices", "add", work / "enrollment.json", "--db", work / "bank.sqlite"], capture_output=True, check=True)
         spawn("bank", bank + ["serve", "--db", work / "bank.sqlite", "--key", work / "bank.key", "--listen", f"127.0.0.1:{bank_port}"])
         spawn("peer", [PYTHON, ROOT / "scripts/sim/modbus_peer.py", work / "layout.json", "--tcp", f"127.0.0.1:{peer_port}"])
-        if not (wait_port(bank_port) and wait_port(peer_port)):
+        if not (wait_for_port(bank_port) and wait_for_port(peer_port)):
             sys.exit("footprint: the bank or the Modbus peer did not start")
 
         baseline_kb = baseline_peak_kb(RELEASE)

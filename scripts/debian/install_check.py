@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts" / "sim"))
+from vouch_site import free_port, wait_for_port, wait_until  # noqa: E402  (the simulated site's helpers)
+
 CACHE = ROOT / ".build" / "deb" / "rootfs-bookworm.tar"
 
 def debian_sources():
@@ -93,24 +95,9 @@ def run(argv, *, check=True, timeout=600, **kw):
     return result
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    raise CheckFailed(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def port_open(port):
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+    if not wait_until(predicate, timeout):
+        raise CheckFailed(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def fresh_root(target):
@@ -208,7 +195,7 @@ def main(deb):
 
         spawn("bank", [BIN_DIR / "vouch-bank", "serve", "--db", bank_db, "--key", bank_key, "--listen", f"127.0.0.1:{bank_port}"])
         spawn("meter", [PYTHON, ROOT / "scripts" / "sim" / "meter.py", "--port", str(meter_port), "--stop-for", "0"])
-        wait_for(lambda: port_open(bank_port) and port_open(meter_port), 30, "the bank and the meter to listen")
+        wait_for(lambda: wait_for_port(bank_port, 1) and wait_for_port(meter_port, 1), 30, "the bank and the meter to listen")
         # As the unit runs it: user vouch with its groups, the agent itself the process signalled (no runuser
         # in between, so its own exit status is seen).
         uid, gid = (root / "etc" / "passwd").read_text().split("\nvouch:", 1)[1].split(":")[1:3]
